@@ -1,0 +1,41 @@
+// CIDs are carried around as their raw binary form (no 0x00 multibase prefix). Only "blessed" atproto
+// CIDs are accepted: CIDv1, codec dag-cbor (0x71) or raw (0x55), sha2-256 with a 32-byte digest,
+// i.e. always exactly 36 bytes: 01 <codec> 12 20 <digest>.
+import { toString as cidToStringAtcute, decode as decodeCidAtcute } from '@atcute/cid';
+import { sha256 } from './bytes.ts';
+
+export const CID_LENGTH = 36;
+export const CODEC_DAG_CBOR = 0x71;
+export const CODEC_RAW = 0x55;
+
+export function isBlessedCid(b: Uint8Array): boolean {
+  return (
+    b.length === CID_LENGTH &&
+    b[0] === 0x01 &&
+    (b[1] === CODEC_DAG_CBOR || b[1] === CODEC_RAW) &&
+    b[2] === 0x12 &&
+    b[3] === 0x20
+  );
+}
+
+/** CID of a dag-cbor block. */
+export function cidForCbor(block: Uint8Array): Uint8Array {
+  const out = new Uint8Array(CID_LENGTH);
+  out[0] = 0x01;
+  out[1] = CODEC_DAG_CBOR;
+  out[2] = 0x12;
+  out[3] = 0x20;
+  out.set(sha256(block), 4);
+  return out;
+}
+
+/** Does `cid` (blessed) address exactly `bytes`? */
+export function cidMatches(cid: Uint8Array, bytes: Uint8Array): boolean {
+  const d = sha256(bytes);
+  for (let i = 0; i < 32; i++) if (cid[4 + i] !== d[i]) return false;
+  return true;
+}
+
+export function cidToString(b: Uint8Array): string {
+  return cidToStringAtcute(decodeCidAtcute(b));
+}
