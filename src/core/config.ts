@@ -2,6 +2,12 @@
 // environment name, CLI flag, default and documentation; docs/configuration.md is generated from
 // this table (`npm run docs:config`) and a test fails if the two drift apart.
 
+import { API_OPTIONS } from '../api/options.ts'
+import { BROADCASTER_OPTIONS } from '../broadcaster/options.ts'
+import { STORE_OPTIONS } from '../store/options.ts'
+import { SUBSCRIBER_OPTIONS } from '../subscriber/options.ts'
+import { VALIDATOR_OPTIONS } from '../validator/options.ts'
+
 export type OptionKind = 'string' | 'int' | 'bool' | 'duration' | 'bytes' | 'url' | 'list' | 'enum'
 
 export interface OptionSpec {
@@ -26,7 +32,7 @@ export interface OptionSpec {
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
-export const OPTIONS = [
+const CORE_OPTIONS = [
   // --- server
   { key: 'port', env: 'RELAY_PORT', kind: 'int', default: '2470', min: 0, max: 65535, group: 'Server',
     doc: 'Port of the XRPC API, admin API and consumer WebSocket (`subscribeRepos`). 0 picks a free port.' },
@@ -54,6 +60,16 @@ export const OPTIONS = [
   { key: 'adminPassword', env: 'RELAY_ADMIN_PASSWORD', kind: 'string', group: 'Admin', secret: true,
     doc: 'Password of the admin API (HTTP Basic user `admin`, or `Authorization: Bearer <password>`). When unset the admin API is disabled.' },
 ] as const satisfies readonly OptionSpec[]
+
+/** Every option, in documentation order; each stage declares its own in src/<stage>/options.ts. */
+export const OPTIONS = [
+  ...CORE_OPTIONS,
+  ...SUBSCRIBER_OPTIONS,
+  ...VALIDATOR_OPTIONS,
+  ...STORE_OPTIONS,
+  ...BROADCASTER_OPTIONS,
+  ...API_OPTIONS,
+] as const
 
 type Spec = (typeof OPTIONS)[number]
 type ValueOf<S extends OptionSpec> =
