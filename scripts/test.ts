@@ -3,6 +3,8 @@
 // databases on it); with DATABASE_URL it uses that server, which must allow CREATE DATABASE.
 
 import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startEmbeddedPostgres } from '../src/core/embedded-postgres.ts'
@@ -13,11 +15,14 @@ const log = createLogger(process.env.TEST_PG_LOG_LEVEL ?? 'error', { pretty: fal
 const patterns = process.argv.slice(2).length ? process.argv.slice(2) : ['test/**/*.test.ts']
 
 let adminUrl = process.env.DATABASE_URL
+let testDir: string | undefined
 let stop: (() => Promise<void>) | undefined
 if (!adminUrl) {
   // fsync off: test data is disposable and this keeps the suite fast on slow disks.
+  // A fresh cluster per run: concurrent runs must not share (and "recover") each other's.
+  testDir = mkdtempSync(path.join(tmpdir(), 'relay-test-pg-'))
   const pg = await startEmbeddedPostgres({
-    dataDir: path.join(root, '.tmp', 'test-pg'),
+    dataDir: testDir,
     log,
     database: 'postgres',
     settings: { fsync: 'off', full_page_writes: 'off', max_connections: '300' },
@@ -37,4 +42,5 @@ process.on('SIGINT', forward)
 process.on('SIGTERM', forward)
 const code = await new Promise<number>((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))))
 await stop?.()
+if (testDir) rmSync(testDir, { recursive: true, force: true })
 process.exit(code)
