@@ -1,7 +1,7 @@
 // CIDs are carried around as their raw binary form (no 0x00 multibase prefix). Only "blessed" atproto
 // CIDs are accepted: CIDv1, codec dag-cbor (0x71) or raw (0x55), sha2-256 with a 32-byte digest,
 // i.e. always exactly 36 bytes: 01 <codec> 12 20 <digest>.
-import { toString as cidToStringAtcute, decode as decodeCidAtcute } from '@atcute/cid';
+import { toString as cidToStringAtcute, decode as decodeCidAtcute, fromString as cidFromStringAtcute } from '@atcute/cid';
 import { sha256 } from './bytes.ts';
 
 export const CID_LENGTH = 36;
@@ -38,4 +38,14 @@ export function cidMatches(cid: Uint8Array, bytes: Uint8Array): boolean {
 
 export function cidToString(b: Uint8Array): string {
   return cidToStringAtcute(decodeCidAtcute(b));
+}
+
+/** base32 multibase string → raw CID bytes; null when unparseable or not a blessed CID. */
+export function cidFromString(s: string): Uint8Array | null {
+  try {
+    const b = cidFromStringAtcute(s).bytes;
+    return isBlessedCid(b) ? b : null;
+  } catch {
+    return null;
+  }
 }
