@@ -139,6 +139,13 @@ export class Broadcaster implements ConsumerHost {
     return this.#live.size + this.#catchup.size;
   }
 
+  /** Connected consumers, oldest first (admin API). */
+  consumers(): Array<{ id: number; ip: string; userAgent: string; framesSent: number; connectedAt: number; position: number; mode: string }> {
+    return [...this.#live, ...this.#catchup]
+      .map((c) => ({ id: c.id, ip: c.ip, userAgent: c.userAgent, framesSent: c.framesSent, connectedAt: c.connectedAt, position: c.position, mode: c.mode }))
+      .sort((a, b) => a.id - b.id);
+  }
+
   consumerModes(): { live: number; catchup: number } {
     return { live: this.#live.size, catchup: this.#catchup.size };
   }
@@ -240,11 +247,11 @@ export class Broadcaster implements ConsumerHost {
     socket.once('close', () => this.#pendingUpgrades.delete(socket));
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.#pendingUpgrades.delete(socket);
-      this.#attach(ws, socket as Socket, ip, check.cursor);
+      this.#attach(ws, socket as Socket, ip, check.cursor, String(req.headers['user-agent'] ?? ''));
     });
   }
 
-  #attach(ws: WebSocket, socket: Socket, ip: string, cursor: number | undefined): void {
+  #attach(ws: WebSocket, socket: Socket, ip: string, cursor: number | undefined, userAgent: string): void {
     if (this.#shuttingDown) {
       ws.close(1012, 'service restart');
       return;
@@ -277,6 +284,7 @@ export class Broadcaster implements ConsumerHost {
       c = new Consumer(this, ws, socket, ip, d.afterSeq, 'catchup');
       this.#catchup.add(c);
     }
+    c.userAgent = userAgent;
     this.metrics.connects.inc({ outcome });
     this.log.debug({ consumer: c.id, ip, cursor, outcome }, 'consumer connected');
     c.pump();

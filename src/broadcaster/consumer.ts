@@ -64,6 +64,10 @@ export class Consumer {
   readonly socket: Socket;
   readonly ip: string;
   readonly connectedAt = Date.now();
+  /** client's User-Agent, for the admin consumer list */
+  userAgent = '';
+  /** frames written to this consumer (admin consumer list) */
+  framesSent = 0;
   position: number;
   mode: ConsumerMode | 'closed';
   /** Corked by a live push in this tick; the broadcaster uncorks. */
@@ -134,7 +138,7 @@ export class Consumer {
     sock.write(wire);
     this.position = seq;
     const st = this.#host.stats;
-    st.framesSent.live++;
+    st.framesSent.live++; this.framesSent++;
     st.bytesSent.live += wire.length;
   }
 
@@ -162,7 +166,7 @@ export class Consumer {
           const e = ring.at(i)!;
           if (!ring.isHidden(i)) {
             sock.write(e.wire);
-            st.framesSent.ring++;
+            st.framesSent.ring++; this.framesSent++;
             st.bytesSent.ring += e.wire.length;
           }
           this.position = e.seq;
@@ -231,7 +235,7 @@ export class Consumer {
         sock.write(h);
         sock.write(f.frame);
         this.position = f.seq;
-        st.framesSent.store++;
+        st.framesSent.store++; this.framesSent++;
         st.bytesSent.store += h.length + len;
       }
     } finally {

@@ -4,6 +4,7 @@
 
 import { API_OPTIONS } from '../api/options.ts'
 import { BROADCASTER_OPTIONS } from '../broadcaster/options.ts'
+import { POOL_OPTIONS } from '../pool/options.ts'
 import { STORE_OPTIONS } from '../store/options.ts'
 import { SUBSCRIBER_OPTIONS } from '../subscriber/options.ts'
 import { VALIDATOR_OPTIONS } from '../validator/options.ts'
@@ -65,6 +66,7 @@ const CORE_OPTIONS = [
 export const OPTIONS = [
   ...CORE_OPTIONS,
   ...SUBSCRIBER_OPTIONS,
+  ...POOL_OPTIONS,
   ...VALIDATOR_OPTIONS,
   ...STORE_OPTIONS,
   ...BROADCASTER_OPTIONS,

@@ -111,6 +111,28 @@ export class CursorTracker {
   }
 
   /**
+   * What `safeCursor()` would be if `seqs` were also done, without marking them: the sequencer
+   * asks this inside its transaction and the seqs are marked only after COMMIT. Cost is the
+   * length of the prefix that would complete (plus building the set).
+   */
+  safeCursorIf(seqs: readonly number[]): number | null {
+    if (this.size === 0 || seqs.length === 0) return this.safe;
+    const cap = this.seqs.length;
+    let extra: Set<number> | null = null;
+    let safe = this.safe;
+    for (let k = 0; k < this.size; k++) {
+      const i = (this.head + k) % cap;
+      const seq = this.seqs[i]!;
+      if (this.done[i] !== 1) {
+        extra ??= new Set(seqs);
+        if (!extra.has(seq)) break;
+      }
+      safe = seq;
+    }
+    return safe;
+  }
+
+  /**
    * Reconnecting normally needs no call here: in-flight frames keep their slots (they will still
    * complete), and the order check continues from `lastSeq`, which is the cursor to reconnect
    * with. After an upstream seq reset (the PDS's seq went backwards; policy decided by the caller)

@@ -24,6 +24,11 @@ export interface RoutedEvent {
   seq: number;
   /** `repo` for #commit, `did` for the others */
   did: string;
+  /**
+   * The event's `time` string as sent (not parsed or validated; null when absent or not a short
+   * string). Used only for lag metrics, so it is kept as text and parsed lazily.
+   */
+  time: string | null;
 }
 
 /** `#info` message (e.g. OutdatedCursor); upstream seq is not part of it. */
@@ -104,6 +109,8 @@ const K_DID = [0x64, 0x69, 0x64];
 const K_NAME = [0x6e, 0x61, 0x6d, 0x65];
 const K_MESSAGE = [0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65];
 const K_ERROR = [0x65, 0x72, 0x72, 0x6f, 0x72];
+const K_TIME = [0x74, 0x69, 0x6d, 0x65];
+const MAX_TIME_BYTES = 64;
 
 /** Minimal forward-only CBOR reader. On error it records a reason and every method returns false. */
 class Reader {
@@ -412,6 +419,8 @@ export function routeFrame(frame: Uint8Array): RouteResult {
   let s1Seen = false;
   let s2: string | null = null; // message
   let s2Seen = false;
+  let time: string | null = null;
+  let timeSeen = false;
   const k1 = isInfo ? K_NAME : K_ERROR;
 
   for (let i = 0; i < bn; i++) {
@@ -430,6 +439,12 @@ export function routeFrame(frame: Uint8Array): RouteResult {
       if (v === false) return fatalFrom(r);
       if (v === null || !v.startsWith('did:')) didBad = true;
       else did = v;
+    } else if (isEvent && !timeSeen && r.keyIs(K_TIME)) {
+      // A duplicate `time` is left for the worker's strict decoder; routing ignores it.
+      timeSeen = true;
+      const v = readTextValue(r, MAX_TIME_BYTES, false);
+      if (v === false) return fatalFrom(r);
+      time = v;
     } else if ((isInfo || isError) && r.keyIs(k1)) {
       if (s1Seen) return failure('duplicate-key', true, 'body has a duplicate key');
       s1Seen = true;
@@ -454,7 +469,7 @@ export function routeFrame(frame: Uint8Array): RouteResult {
     const field = t === '#commit' ? 'repo' : 'did';
     if (didBad) return failure('bad-did', false, `${t} "${field}" is not a DID string`);
     if (did === null) return failure('missing-did', false, `${t} has no "${field}"`);
-    return { kind: 'event', t: t as EventType, seq, did };
+    return { kind: 'event', t: t as EventType, seq, did, time };
   }
   if (isInfo) {
     if (s1 === null) return failure('missing-name', false, '#info has no "name"');

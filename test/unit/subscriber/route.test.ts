@@ -59,27 +59,27 @@ function expectInvalid(r: RouteResult, reason: string, fatal: boolean): void {
 
 describe('routeFrame: well-formed frames', () => {
   it('#commit → seq and repo', () => {
-    assert.deepEqual(routeFrame(frame({ t: '#commit', op: 1 }, commitBody(42))), { kind: 'event', t: '#commit', seq: 42, did: DID });
+    assert.deepEqual(routeFrame(frame({ t: '#commit', op: 1 }, commitBody(42))), { kind: 'event', t: '#commit', seq: 42, did: DID, time: '2024-11-20T12:00:00.000Z' });
   });
   it('#commit with a 2 MB blocks field (skipped, not decoded)', () => {
     const f = frame({ t: '#commit', op: 1 }, commitBody(2 ** 40, 2_000_000));
     assert.ok(f.length > 2_000_000);
-    assert.deepEqual(routeFrame(f), { kind: 'event', t: '#commit', seq: 2 ** 40, did: DID });
+    assert.deepEqual(routeFrame(f), { kind: 'event', t: '#commit', seq: 2 ** 40, did: DID, time: '2024-11-20T12:00:00.000Z' });
   });
   it('header key order does not matter', () => {
-    assert.deepEqual(routeFrame(frame({ op: 1, t: '#commit' }, commitBody(7))), { kind: 'event', t: '#commit', seq: 7, did: DID });
+    assert.deepEqual(routeFrame(frame({ op: 1, t: '#commit' }, commitBody(7))), { kind: 'event', t: '#commit', seq: 7, did: DID, time: '2024-11-20T12:00:00.000Z' });
   });
   it('#sync, #identity and #account use `did`', () => {
     const sync = { seq: 5, did: DID, blocks: toBytes(new Uint8Array(10)), rev: '3lbbqqxm7ok2c', time: 't' };
-    assert.deepEqual(routeFrame(frame({ t: '#sync', op: 1 }, sync)), { kind: 'event', t: '#sync', seq: 5, did: DID });
+    assert.deepEqual(routeFrame(frame({ t: '#sync', op: 1 }, sync)), { kind: 'event', t: '#sync', seq: 5, did: DID, time: 't' });
     const ident = { seq: 6, did: DID, time: 't', handle: 'alice.example.com' };
-    assert.deepEqual(routeFrame(frame({ t: '#identity', op: 1 }, ident)), { kind: 'event', t: '#identity', seq: 6, did: DID });
+    assert.deepEqual(routeFrame(frame({ t: '#identity', op: 1 }, ident)), { kind: 'event', t: '#identity', seq: 6, did: DID, time: 't' });
     const acct = { seq: 9007199254740991, did: DID, time: 't', active: false, status: 'takendown' };
-    assert.deepEqual(routeFrame(frame({ t: '#account', op: 1 }, acct)), { kind: 'event', t: '#account', seq: 9007199254740991, did: DID });
+    assert.deepEqual(routeFrame(frame({ t: '#account', op: 1 }, acct)), { kind: 'event', t: '#account', seq: 9007199254740991, did: DID, time: 't' });
   });
   it('a #commit `did` field is not mistaken for `repo`', () => {
     const body = { ...commitBody(3), did: 'did:plc:someoneelse' };
-    assert.deepEqual(routeFrame(frame({ t: '#commit', op: 1 }, body)), { kind: 'event', t: '#commit', seq: 3, did: DID });
+    assert.deepEqual(routeFrame(frame({ t: '#commit', op: 1 }, body)), { kind: 'event', t: '#commit', seq: 3, did: DID, time: '2024-11-20T12:00:00.000Z' });
   });
   it('#info', () => {
     const f = frame({ t: '#info', op: 1 }, { name: 'OutdatedCursor', message: 'Requested cursor exceeded limit. Possibly missing events' });
@@ -103,7 +103,7 @@ describe('routeFrame: well-formed frames', () => {
   });
   it('skips unknown body fields of every type', () => {
     const body = { ...commitBody(11), zf: 1.5, zn: -12345678901, zb: true, zz: null, zm: { a: { b: [[], {}, toBytes(new Uint8Array(3))] } } };
-    assert.deepEqual(routeFrame(frame({ t: '#commit', op: 1 }, body)), { kind: 'event', t: '#commit', seq: 11, did: DID });
+    assert.deepEqual(routeFrame(frame({ t: '#commit', op: 1 }, body)), { kind: 'event', t: '#commit', seq: 11, did: DID, time: '2024-11-20T12:00:00.000Z' });
   });
 });
 
@@ -203,7 +203,7 @@ describe('routeFrame: framing errors (fatal, never thrown)', () => {
     const head = cat([0xa3, 0x63, 0x73, 0x65, 0x71, 0x05, 0x64, 0x72, 0x65, 0x70, 0x6f], encode(DID), [0x61, 0x78]);
     const nested = new Uint8Array(depth + 1).fill(0x81); // [[[[…]]]]
     nested[depth] = 0x80; // innermost []
-    assert.deepEqual(routeFrame(cat(h, head, nested)), { kind: 'event', t: '#commit', seq: 5, did: DID });
+    assert.deepEqual(routeFrame(cat(h, head, nested)), { kind: 'event', t: '#commit', seq: 5, did: DID, time: null });
     // the same without the innermost element: truncated
     expectInvalid(routeFrame(cat(h, head, nested.subarray(0, depth))), 'truncated', true);
     // nested maps
