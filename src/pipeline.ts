@@ -24,6 +24,9 @@ import { encodeAccountFrame } from './validator/encode.ts'
 import { ValidatorStatsCollector } from './validator/stats.ts'
 import { validatorWorkerConfig } from './validator/worker-config.ts'
 
+/** Accepted events waiting this long for a commit make the relay not ready. */
+const INGEST_STALL_MS = 30_000
+
 export const WORKER_FILE = new URL('../workers/validate.worker.ts', import.meta.url).href
 
 export function workerCount(configured: number): number {
@@ -73,7 +76,20 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
     maxPendingBytes: config.persistMaxPendingBytes,
     cursorProvider: (seqs) => cursors.cursorsFor(seqs),
     onPersisted: (events: PersistedEvent[]) => broadcaster.broadcastMany(events),
-    onCommitted: (batch) => cursors.committed(batch.seqsByHost),
+    onCommitted: (batch) => {
+      lastCommitAt = Date.now()
+      cursors.committed(batch.seqsByHost)
+    },
+  })
+  // Ingest health for /_readyz: accepted events that cannot be persisted (Postgres refusing
+  // writes, a stuck transaction) mean the relay is not serving a current firehose.
+  let lastCommitAt = Date.now()
+  ctx.readiness.add('ingest', () => {
+    const stalledMs = Date.now() - lastCommitAt
+    if (sequencer.pendingEvents > 0 && stalledMs > INGEST_STALL_MS) {
+      return { ok: false, reason: `${sequencer.pendingEvents} accepted events not persisted for ${Math.round(stalledMs / 1000)} s` }
+    }
+    return { ok: true }
   })
 
   const stats = new ValidatorStatsCollector()
