@@ -64,6 +64,7 @@ describe('subscriber', () => {
       await waitFor(() => sink1.persisted.length >= 100, 5000, 'some persisted')
       // Stop while frames are still in the pipeline: stop must wait for them (and their cursors).
       sink1.hold = true
+      up.append(20, { dids: DIDS }) // guarantees frames in flight whatever the timing so far
       await waitFor(() => sink1.pending.length > 0, 5000, 'frames in flight')
       let stopped = false
       const stopping = Promise.resolve(s1.sub.stop?.()).then(() => {
@@ -87,8 +88,8 @@ describe('subscriber', () => {
       await waitFor(() => up.connections.length === 2, 5000, 'second connection')
       assert.equal(up.connections[1]!.cursor, String(saved))
       up.append(50, { dids: DIDS })
-      await waitFor(() => got1.length + sink2.persisted.length === 400, 5000, 'all persisted')
-      assert.deepEqual([...got1, ...sink2.seqs()], range(1, 400))
+      await waitFor(() => got1.length + sink2.persisted.length === 420, 5000, 'all persisted')
+      assert.deepEqual([...got1, ...sink2.seqs()], range(1, 420))
     } finally {
       await s2?.sub.stop?.()
       sink2.close()
