@@ -2,9 +2,9 @@
 import type { OptionSpec } from '../core/config.ts'
 
 export const BROADCASTER_OPTIONS = [
-  { key: 'ringMaxFrames', env: 'RELAY_RING_MAX_FRAMES', kind: 'int', default: '100000', min: 100, max: 100_000_000, group: 'Firehose consumers',
+  { key: 'ringMaxFrames', env: 'RELAY_RING_MAX_FRAMES', kind: 'int', default: '50000', min: 100, max: 100_000_000, group: 'Firehose consumers',
     doc: 'Most recent frames kept in memory for live consumers and recent cursors; older cursors are served from Postgres.' },
-  { key: 'ringMaxBytes', env: 'RELAY_RING_MAX_BYTES', kind: 'bytes', default: '256MiB', min: 1048576, group: 'Firehose consumers',
+  { key: 'ringMaxBytes', env: 'RELAY_RING_MAX_BYTES', kind: 'bytes', default: '64MiB', min: 1048576, group: 'Firehose consumers',
     doc: 'Byte cap of the in-memory ring (whichever of the two caps is reached first evicts).' },
   { key: 'consumerSoftLimit', env: 'RELAY_CONSUMER_SOFT_LIMIT', kind: 'bytes', default: '4MiB', min: 65536, group: 'Firehose consumers',
     doc: 'A consumer whose socket backlog exceeds this stops getting live pushes and is fed from the ring/log as it drains (catch-up), then rejoins live.' },

@@ -184,7 +184,6 @@ export class Sequencer {
   private roomWaiters: RoomWaiter[] = []
   /** cursors the provider handed out that are not in the database yet (a failed cursor flush) */
   private unwrittenCursors = new Map<number, number>()
-  private readonly writtenCursors = new Map<number, number>()
   private readonly syncCommitClients = new WeakSet<PoolClient>()
   private readonly valuesSql = new Map<number, string>()
   private idleWaiters: Array<() => void> = []
@@ -469,9 +468,6 @@ export class Sequencer {
         await sleep(delay)
       }
     }
-    for (const [host, seq] of cursors) {
-      if (seq > (this.writtenCursors.get(host) ?? -Infinity)) this.writtenCursors.set(host, seq)
-    }
     this.finishBatch(batch, cursors, commitMs)
   }
 
@@ -543,15 +539,15 @@ export class Sequencer {
 
   /** Cursor-only progress (every frame since the last save was dropped by validation). */
   private async flushCursors(): Promise<void> {
+    // The provider reports only cursors that advanced; no filtering here, so a host whose
+    // cursor was reset to the live head (upstream seq reset) saves its new, lower cursors.
     const cursors = this.collectCursors(new Map())
-    for (const [host, seq] of cursors) if (seq <= (this.writtenCursors.get(host) ?? -Infinity)) cursors.delete(host)
     if (cursors.size === 0) return
     const p = new Params()
     const sql = `${hostCursorSql(p, cursors)} SELECT count(*)::int AS n FROM h`
     try {
       const { rows } = await this.db.query<{ n: number }>(timed('WITH ' + sql, p.values, this.queryTimeoutMs))
       this.metrics.hostCursorWrites.inc(rows[0]!.n)
-      for (const [host, seq] of cursors) this.writtenCursors.set(host, seq)
     } catch (err) {
       this.metrics.errors.inc({ op: 'cursor_flush' })
       this.log.warn({ err: errMessage(err) }, 'host cursor flush failed; will retry')
