@@ -156,7 +156,9 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
       await eventLog.hideAccount(did)
     },
     async invalidateAccount(did) {
-      await pool.broadcast({ control: { type: 'invalidateAccount', did } })
+      const answers = await pool.broadcast({ type: 'invalidateAccount', did })
+      const failed = answers.find((a) => (a as { ok?: boolean } | undefined)?.ok === false)
+      if (failed) throw new Error(`a validation worker refused the account invalidation: ${JSON.stringify(failed)}`)
     },
     consumers: () =>
       broadcaster.consumers().map((c) => ({

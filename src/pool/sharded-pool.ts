@@ -158,9 +158,12 @@ export class ShardedPool<Meta, Result> {
     })
   }
 
-  /** Runs `task` once on every shard, after the work already queued there (cache invalidation). */
-  async broadcast(message: unknown): Promise<void> {
-    await Promise.all(this.shards.map((s) => s.piscina.run({ control: message })))
+  /**
+   * Runs a control message once on every shard, after the work already queued there (cache
+   * invalidation). The worker receives `{control: message}`; its answers are returned per shard.
+   */
+  async broadcast(message: unknown): Promise<unknown[]> {
+    return Promise.all(this.shards.map((s) => s.piscina.run({ control: message })))
   }
 
   /** Resolves when every queued frame has been processed. */
