@@ -404,8 +404,9 @@ export class HostSubscriber implements HostStatsSource {
       this.endConnection('framing', 'upstream sent a text WebSocket message (invalid framing)')
       return
     }
-    this.queue.push(data)
-    this.queueBytes += data.length
+    const frame = ownedCopy(data)
+    this.queue.push(frame)
+    this.queueBytes += frame.length
     if (this.waiting === null) this.pump(gen)
   }
 
@@ -580,4 +581,17 @@ export class HostSubscriber implements HostStatsSource {
     else this.endConnection('error_frame', text)
     return STOP
   }
+}
+
+/**
+ * `ws` hands out views into its receive buffers. A frame waiting for a worker would pin the whole
+ * chunk it came from (often 64 KiB for a 1 KiB frame), so the byte budgets that bound memory would
+ * undercount by an order of magnitude. Frames that don't own their memory are copied into an
+ * allocation of their own (not Buffer's shared pool, which is the same problem at 8 KiB).
+ */
+export function ownedCopy(data: Buffer): Buffer {
+  if (data.byteOffset === 0 && data.buffer.byteLength === data.byteLength) return data
+  const owned = Buffer.allocUnsafeSlow(data.byteLength)
+  data.copy(owned)
+  return owned
 }
