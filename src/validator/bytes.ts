@@ -3,9 +3,9 @@
 import { hash } from 'node:crypto';
 
 export function sha256(data: Uint8Array): Buffer {
-  // crypto.hash is a one-shot digest without the Hash object churn of createHash (noticeably faster
-  // for the sub-kilobyte inputs we hash: MST nodes, commit objects, record blocks).
-  return hash('sha256', data, 'buffer');
+  // A 'latin1' result plus a pooled Buffer.from is cheaper than hash(…, 'buffer'), which allocates a
+  // backing store per call (see sha256.ts, which the hot paths use directly).
+  return Buffer.from(hash('sha256', data, 'binary'), 'latin1');
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

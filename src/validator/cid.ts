@@ -2,7 +2,7 @@
 // CIDs are accepted: CIDv1, codec dag-cbor (0x71) or raw (0x55), sha2-256 with a 32-byte digest,
 // i.e. always exactly 36 bytes: 01 <codec> 12 20 <digest>.
 import { toString as cidToStringAtcute, decode as decodeCidAtcute, fromString as cidFromStringAtcute } from '@atcute/cid';
-import { sha256 } from './bytes.ts';
+import { sha256Into, sha256Matches } from './sha256.ts';
 
 export const CID_LENGTH = 36;
 export const CODEC_DAG_CBOR = 0x71;
@@ -25,15 +25,13 @@ export function cidForCbor(block: Uint8Array): Uint8Array {
   out[1] = CODEC_DAG_CBOR;
   out[2] = 0x12;
   out[3] = 0x20;
-  out.set(sha256(block), 4);
+  sha256Into(block, out, 4);
   return out;
 }
 
 /** Does `cid` (blessed) address exactly `bytes`? */
 export function cidMatches(cid: Uint8Array, bytes: Uint8Array): boolean {
-  const d = sha256(bytes);
-  for (let i = 0; i < 32; i++) if (cid[4 + i] !== d[i]) return false;
-  return true;
+  return sha256Matches(bytes, 0, bytes.length, cid, 4);
 }
 
 export function cidToString(b: Uint8Array): string {

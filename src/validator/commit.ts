@@ -3,6 +3,8 @@ import { decode } from '@atcute/cbor';
 import { CborWriter } from './cbor-writer.ts';
 import { asBytes, asCid, isPlainMap } from './values.ts';
 import { isDid, isTid } from './syntax.ts';
+import { asciiText, cidLinkEnd, cursor, keyAt, readArg } from './cbor-fast.ts';
+import { CID_LENGTH } from './cid.ts';
 
 export interface CommitObject {
   did: string;
@@ -13,10 +15,67 @@ export interface CommitObject {
   sig: Uint8Array;
 }
 
-export type CommitResult = { ok: true; commit: CommitObject } | { ok: false; detail: string };
+export type CommitResult =
+  | {
+      ok: true;
+      commit: CommitObject;
+      /** unsignedCommitBytes(commit), when the decoder could cut it out of the block (else absent) */
+      unsigned?: Uint8Array;
+    }
+  | { ok: false; detail: string };
+
+/**
+ * The canonical layout {did, rev, sig, data, prev, version: 3} (keys in DAG-CBOR order, ASCII did
+ * and rev, non-empty sig) read by hand. Then the unsigned bytes are the block minus its `sig` entry,
+ * with the map head one smaller: exactly what unsignedCommitBytes writes. Returns null for any other
+ * shape (the generic path decides).
+ */
+function decodeCommitFast(b: Uint8Array): CommitResult | null {
+  const end = b.length;
+  if (end < 1 || b[0] !== 0xa6 || !keyAt(b, 1, end, 'did')) return null;
+  const did = asciiText(b, 5, end);
+  if (did === null) return null;
+  let pos = cursor.next;
+  if (!keyAt(b, pos, end, 'rev')) return null;
+  const rev = asciiText(b, pos + 4, end);
+  if (rev === null) return null;
+  const sigKey = cursor.next;
+  if (!keyAt(b, sigKey, end, 'sig')) return null;
+  const sigLen = readArg(b, sigKey + 4, end, 2);
+  if (sigLen <= 0) return null;
+  const sigStart = cursor.next;
+  const sigEnd = sigStart + sigLen;
+  if (!keyAt(b, sigEnd, end, 'data')) return null;
+  const dataEnd = cidLinkEnd(b, sigEnd + 5, end);
+  if (dataEnd < 0 || !keyAt(b, dataEnd, end, 'prev')) return null;
+  pos = dataEnd + 5;
+  let prev: Uint8Array | null = null;
+  if (b[pos] === 0xf6) pos++;
+  else {
+    const prevEnd = cidLinkEnd(b, pos, end);
+    if (prevEnd < 0) return null;
+    prev = b.subarray(prevEnd - CID_LENGTH, prevEnd);
+    pos = prevEnd;
+  }
+  if (!keyAt(b, pos, end, 'version') || pos + 9 !== end || b[pos + 8] !== 0x03) return null;
+  // same checks, same order and details as the generic path below
+  if (!isDid(did)) return { ok: false, detail: 'commit did' };
+  if (!isTid(rev)) return { ok: false, detail: 'commit rev' };
+  const unsigned = new Uint8Array(end - (sigEnd - sigKey));
+  unsigned.set(b.subarray(0, sigKey), 0);
+  unsigned[0] = 0xa5;
+  unsigned.set(b.subarray(sigEnd), sigKey);
+  return {
+    ok: true,
+    commit: { did, version: 3, data: b.subarray(dataEnd - CID_LENGTH, dataEnd), rev, prev, sig: b.subarray(sigStart, sigEnd) },
+    unsigned,
+  };
+}
 
 /** Never throws. */
 export function decodeCommit(block: Uint8Array): CommitResult {
+  const fast = decodeCommitFast(block);
+  if (fast !== null) return fast;
   let v: unknown;
   try {
     v = decode(block);

@@ -89,7 +89,84 @@ function writeOp(w: CborWriter, op: RepoOp): void {
   w.str(op.action);
 }
 
+// #commit and #sync (nearly every frame) are written field by field in canonical key order into one
+// reused buffer, without building closures or sorting keys per frame; the frame is then one exact
+// copy out of it. Events carrying unknown upstream fields take the generic path above (their keys
+// must be merged into the order). Frames too large for the scratch get a writer of their own, so
+// one huge frame does not pin a huge buffer for the life of the worker.
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = new CborWriter(SCRATCH_BYTES);
+
+function writerFor(estimate: number): CborWriter {
+  if (estimate > SCRATCH_BYTES) return new CborWriter(estimate);
+  // an underestimate (multi-byte UTF-8) may have grown it: keep the cap
+  if (scratch.buf.length > 2 * SCRATCH_BYTES) scratch.buf = new Uint8Array(SCRATCH_BYTES);
+  scratch.pos = 0;
+  return scratch;
+}
+
+function encodeCommitDirect(evt: CommitEvent): EncodedFrame {
+  const header = HEADERS['#commit'];
+  let estimate = header.length + evt.blocks.length + evt.repo.length + evt.time.length + 256;
+  for (const op of evt.ops) estimate += op.path.length + 120;
+  const w = writerFor(estimate);
+  w.raw(header);
+  // canonical order: ops rev seq | repo time | blobs since | blocks commit rebase tooBig | prevData
+  w.head(5, evt.prevData === null ? 11 : 12);
+  w.str('ops');
+  w.head(4, evt.ops.length);
+  for (const op of evt.ops) writeOp(w, op);
+  w.str('rev');
+  w.str(evt.rev);
+  w.str('seq');
+  const seqOffset = w.pos;
+  w.u8(0x00);
+  w.str('repo');
+  w.str(evt.repo);
+  w.str('time');
+  w.str(evt.time);
+  w.str('blobs');
+  w.head(4, 0); // deprecated; producers "should set it to an empty array"
+  w.str('since');
+  if (evt.since === null) w.nil();
+  else w.str(evt.since);
+  w.str('blocks');
+  w.bytes(evt.blocks);
+  w.str('commit');
+  w.cid(evt.commit);
+  w.str('rebase');
+  w.bool(false);
+  w.str('tooBig');
+  w.bool(false);
+  if (evt.prevData !== null) {
+    w.str('prevData');
+    w.cid(evt.prevData);
+  }
+  return { frame: w.buf.slice(0, w.pos), seqOffset };
+}
+
+function encodeSyncDirect(evt: SyncEvent): EncodedFrame {
+  const header = HEADERS['#sync'];
+  const w = writerFor(header.length + evt.blocks.length + evt.did.length + evt.time.length + 128);
+  w.raw(header);
+  // canonical order: did rev seq | time | blocks
+  w.head(5, 5);
+  w.str('did');
+  w.str(evt.did);
+  w.str('rev');
+  w.str(evt.rev);
+  w.str('seq');
+  const seqOffset = w.pos;
+  w.u8(0x00);
+  w.str('time');
+  w.str(evt.time);
+  w.str('blocks');
+  w.bytes(evt.blocks);
+  return { frame: w.buf.slice(0, w.pos), seqOffset };
+}
+
 export function encodeCommitFrame(evt: CommitEvent): EncodedFrame {
+  if (evt.extra === null) return encodeCommitDirect(evt);
   return encodeMessage(
     '#commit',
     {
@@ -116,6 +193,7 @@ export function encodeCommitFrame(evt: CommitEvent): EncodedFrame {
 }
 
 export function encodeSyncFrame(evt: SyncEvent): EncodedFrame {
+  if (evt.extra === null) return encodeSyncDirect(evt);
   return encodeMessage(
     '#sync',
     {
@@ -196,9 +274,18 @@ export function spliceSeq(frame: Uint8Array, seqOffset: number, seq: number): Ui
   const n = uintHeadLength(seq);
   const out = new Uint8Array(frame.length - 1 + n);
   out.set(frame.subarray(0, seqOffset), 0);
-  const w = new CborWriter(9);
-  w.head(0, seq);
-  out.set(w.buf.subarray(0, n), seqOffset);
+  let p = seqOffset;
+  if (n === 1) out[p] = seq;
+  else {
+    // major type 0 with a 1, 2, 4 or 8-byte big-endian argument
+    const len = n - 1;
+    out[p++] = len === 1 ? 24 : len === 2 ? 25 : len === 4 ? 26 : 27;
+    let v = seq;
+    for (let i = p + len - 1; i >= p; i--) {
+      out[i] = v % 256;
+      v = Math.floor(v / 256);
+    }
+  }
   out.set(frame.subarray(seqOffset + 1), seqOffset + n);
   return out;
 }

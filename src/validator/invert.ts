@@ -3,7 +3,7 @@
 import { bytesEqual, bytesKey } from './bytes.ts';
 import { Mst, MissingBlockError, MstStructureError } from './mst.ts';
 import { recordTooLarge } from './limits.ts';
-import type { BlockMap } from './car.ts';
+import { CarBlocks, type Blocks } from './car.ts';
 import type { RepoOp } from './schema.ts';
 
 export type NormalizedOp =
@@ -42,12 +42,20 @@ export function normalizeOps(ops: readonly RepoOp[]): NormalizedOp[] | string {
 }
 
 /** Every create/update record block is present and within the record size limit. */
-export function checkRecordBlocks(blocks: BlockMap, ops: readonly NormalizedOp[]): string | null {
+export function checkRecordBlocks(blocks: Blocks, ops: readonly NormalizedOp[]): string | null {
   for (const op of ops) {
     if (op.action === 'delete') continue;
-    const b = blocks.get(bytesKey(op.cid));
-    if (b === undefined) return `record block missing for ${op.path}`;
-    if (recordTooLarge(b.byteLength)) return `record too large for ${op.path}`;
+    let length: number;
+    if (blocks instanceof CarBlocks) {
+      const i = blocks.find(op.cid);
+      if (i === -1) return `record block missing for ${op.path}`;
+      length = blocks.dataLength(i);
+    } else {
+      const b = blocks.get(bytesKey(op.cid));
+      if (b === undefined) return `record block missing for ${op.path}`;
+      length = b.byteLength;
+    }
+    if (recordTooLarge(length)) return `record too large for ${op.path}`;
   }
   return null;
 }
@@ -56,7 +64,7 @@ export function checkRecordBlocks(blocks: BlockMap, ops: readonly NormalizedOp[]
  * Invert `ops` on the tree rooted at `dataCid` (using only `blocks`) and compare to `prevData`.
  * Never throws.
  */
-export function invertOps(blocks: BlockMap, dataCid: Uint8Array, ops: readonly NormalizedOp[], prevData: Uint8Array): InvertResult {
+export function invertOps(blocks: Blocks, dataCid: Uint8Array, ops: readonly NormalizedOp[], prevData: Uint8Array): InvertResult {
   try {
     const mst = Mst.load(blocks, dataCid);
     for (const op of ops) {

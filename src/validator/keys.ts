@@ -4,7 +4,7 @@
 import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { base58Decode, base58Encode } from './base58.ts';
-import { sha256 } from './bytes.ts';
+import { sha256Into } from './sha256.ts';
 
 export type Curve = 'k256' | 'p256';
 
@@ -127,6 +127,8 @@ export function formatDidKey(key: PublicKey): string {
   return 'did:key:z' + base58Encode(b);
 }
 
+const msg32 = new Uint8Array(32);
+
 export function createVerifier(key: PublicKey): Verifier {
   const didKey = formatDidKey(key);
   if (key.curve === 'k256' && native) {
@@ -136,7 +138,11 @@ export function createVerifier(key: PublicKey): Verifier {
     return {
       curve: 'k256',
       didKey,
-      verifyRaw: (message, sig) => n.ecdsaVerify(sig, sha256(message), uncompressed),
+      verifyRaw: (message, sig) => {
+        // one digest call, written into a reused buffer (the addon reads it synchronously)
+        sha256Into(message, msg32, 0);
+        return n.ecdsaVerify(sig, msg32, uncompressed);
+      },
     };
   }
   const ko = keyObjectFor(key.curve, key.compressed);

@@ -3,12 +3,18 @@
 // (cid = null) and only dirty nodes are re-encoded and re-hashed when the root CID is computed.
 // The algorithms mirror @atproto/repo's MST (add / splitAround / deleteRecurse / appendMerge /
 // trimTop) so that the set of blocks needed is the same as what PDSes put in commit diffs.
+//
+// Nodes in the canonical layout every producer writes are decoded by hand (CIDs stay views into the
+// block, no intermediate objects); anything else goes through the generic decoder, so acceptance
+// and error details are the same either way. Dirty nodes are encoded into one shared scratch buffer
+// (children first, so encodings never nest) and hashed straight into their new CID.
 import { decode } from '@atcute/cbor';
-import { bytesKey, sha256 } from './bytes.ts';
-import { CborWriter } from './cbor-writer.ts';
-import { cidForCbor } from './cid.ts';
+import { bytesKey } from './bytes.ts';
+import { sha256Into, sha256Latin1 } from './sha256.ts';
+import { CID_LENGTH, CODEC_DAG_CBOR, CODEC_RAW } from './cid.ts';
 import { asBytes, asCid, isInt, isPlainMap } from './values.ts';
-import type { BlockMap } from './car.ts';
+import { cidLinkEnd, cursor, readArg } from './cbor-fast.ts';
+import { CarBlocks, type BlockMap, type Blocks } from './car.ts';
 
 export class MissingBlockError extends Error {
   cid: Uint8Array;
@@ -45,12 +51,156 @@ class Node {
 
 type Entry = Leaf | Node;
 
+let keyScratch = new Uint8Array(256);
+let keyBuf = Buffer.allocUnsafeSlow(1024);
+
+/**
+ * Hand decoder for a node in canonical layout: {e: [{k, p, t, v}...], l}, CIDs blessed, every
+ * length minimal. Returns null when the bytes are not in exactly that shape (the caller then uses
+ * the generic decoder, which accepts or rejects them with the usual details); throws the same
+ * structure errors as the generic path for well-shaped nodes whose content is invalid.
+ */
+function decodeNodeFast(b: Uint8Array, layer: number): Entry[] | null {
+  const end = b.length;
+  if (end < 4 || b[0] !== 0xa2 || b[1] !== 0x61 || b[2] !== 0x65) return null;
+  const count = readArg(b, 3, end, 4);
+  if (count < 0) return null;
+  let pos = cursor.next;
+  const childLayer = layer > 0 ? layer - 1 : -1;
+  const entries: Entry[] = [];
+  // The full previous key is kept as bytes in keyBuf; each key is built there from its shared
+  // prefix and suffix, checked against the previous one byte by byte, and turned into one flat
+  // string (no slice + concat cons strings, which later comparisons would have to flatten).
+  let prevLen = 0;
+  let subtree = false;
+  let err: string | null = null;
+  for (let n = 0; n < count; n++) {
+    if (pos + 3 > end || b[pos] !== 0xa4 || b[pos + 1] !== 0x61 || b[pos + 2] !== 0x6b) return null;
+    const klen = readArg(b, pos + 3, end, 2);
+    if (klen < 0) return null;
+    const kStart = cursor.next;
+    const kEnd = kStart + klen;
+    if (kEnd + 2 > end || b[kEnd] !== 0x61 || b[kEnd + 1] !== 0x70) return null;
+    const p = readArg(b, kEnd + 2, end, 0);
+    if (p < 0) return null;
+    pos = cursor.next;
+    if (pos + 3 > end || b[pos] !== 0x61 || b[pos + 1] !== 0x74) return null;
+    pos += 2;
+    let t: Uint8Array | null = null;
+    if (b[pos] === 0xf6) {
+      pos++;
+    } else {
+      const te = cidLinkEnd(b, pos, end);
+      if (te < 0) return null;
+      t = b.subarray(te - CID_LENGTH, te);
+      pos = te;
+    }
+    if (pos + 2 > end || b[pos] !== 0x61 || b[pos + 1] !== 0x76) return null;
+    const ve = cidLinkEnd(b, pos + 2, end);
+    if (ve < 0) return null;
+    pos = ve;
+    if (err === null) {
+      if (p > prevLen) err = 'mst entry fields';
+      else {
+        const len = p + klen;
+        if (len > keyBuf.length) {
+          const next = Buffer.allocUnsafeSlow(Math.max(len, keyBuf.length * 2));
+          keyBuf.copy(next, 0, 0, prevLen);
+          keyBuf = next;
+        }
+        const kb = keyBuf;
+        // sign of (new key - previous key), both latin1, i.e. bytewise like JS string order
+        let cmp = 0;
+        for (let i = 0; i < klen; i++) {
+          const nb = b[kStart + i];
+          const at = p + i;
+          if (cmp === 0 && at < prevLen && nb !== kb[at]) cmp = nb > kb[at] ? 1 : -1;
+          kb[at] = nb;
+        }
+        if (cmp === 0) cmp = len - prevLen;
+        if (cmp <= 0) err = 'mst keys not sorted';
+        else {
+          entries.push(new Leaf(kb.toString('latin1', 0, len), b.subarray(ve - CID_LENGTH, ve)));
+          if (t !== null) entries.push(new Node(childLayer, t, null));
+          prevLen = len;
+        }
+      }
+    }
+    if (t !== null) subtree = true;
+  }
+  if (pos + 3 > end || b[pos] !== 0x61 || b[pos + 1] !== 0x6c) return null;
+  pos += 2;
+  let l: Uint8Array | null = null;
+  if (b[pos] === 0xf6) {
+    pos++;
+  } else {
+    const le = cidLinkEnd(b, pos, end);
+    if (le < 0) return null;
+    l = b.subarray(le - CID_LENGTH, le);
+    pos = le;
+  }
+  if (pos !== end) return null;
+  if (layer === 0 && (l !== null || subtree)) throw new MstStructureError('subtree below layer 0');
+  if (err !== null) throw new MstStructureError(err);
+  if (l !== null) entries.unshift(new Node(childLayer, l, null));
+  return entries;
+}
+
+// Shared encoder scratch (see pointer()).
+let enc = new Uint8Array(4096);
+let encPos = 0;
+
+function encEnsure(n: number): void {
+  if (encPos + n <= enc.length) return;
+  let size = enc.length * 2;
+  while (size < encPos + n) size *= 2;
+  const next = new Uint8Array(size);
+  next.set(enc.subarray(0, encPos));
+  enc = next;
+}
+
+function encHead(major: number, n: number): void {
+  const m = major << 5;
+  if (n < 24) enc[encPos++] = m | n;
+  else if (n < 0x100) {
+    enc[encPos++] = m | 24;
+    enc[encPos++] = n;
+  } else if (n < 0x10000) {
+    enc[encPos++] = m | 25;
+    enc[encPos++] = n >>> 8;
+    enc[encPos++] = n & 0xff;
+  } else {
+    enc[encPos++] = m | 26;
+    enc[encPos++] = n >>> 24;
+    enc[encPos++] = (n >>> 16) & 0xff;
+    enc[encPos++] = (n >>> 8) & 0xff;
+    enc[encPos++] = n & 0xff;
+  }
+}
+
+function encCid(cid: Uint8Array | null): void {
+  if (cid === null) {
+    enc[encPos++] = 0xf6;
+    return;
+  }
+  enc[encPos++] = 0xd8;
+  enc[encPos++] = 0x2a;
+  enc[encPos++] = 0x58;
+  enc[encPos++] = 0x25;
+  enc[encPos++] = 0x00;
+  enc.set(cid, encPos);
+  encPos += CID_LENGTH;
+}
+
 /** MST key height: leading zero bits of sha256(key), counted in 2-bit chunks. */
 export function keyHeight(key: string): number {
-  const h = sha256(Buffer.from(key, 'latin1'));
+  const len = key.length;
+  if (keyScratch.length < len) keyScratch = new Uint8Array(Math.max(len, keyScratch.length * 2));
+  for (let i = 0; i < len; i++) keyScratch[i] = key.charCodeAt(i);
+  const h = sha256Latin1(keyScratch.subarray(0, len));
   let n = 0;
-  for (let i = 0; i < h.length; i++) {
-    const b = h[i];
+  for (let i = 0; i < 32; i++) {
+    const b = h.charCodeAt(i);
     if (b === 0) {
       n += 4;
       continue;
@@ -75,30 +225,36 @@ function findGtOrEqualLeafIndex(entries: Entry[], key: string): number {
 }
 
 export class Mst {
-  private blocks: BlockMap;
+  private blocks: Blocks;
   private root: Node;
   /** blocks decoded so far (for tests / diagnostics) */
   loadedCount = 0;
 
-  private constructor(blocks: BlockMap, root: Node) {
+  private constructor(blocks: Blocks, root: Node) {
     this.blocks = blocks;
     this.root = root;
   }
 
-  static load(blocks: BlockMap, rootCid: Uint8Array): Mst {
+  static load(blocks: Blocks, rootCid: Uint8Array): Mst {
     return new Mst(blocks, new Node(-1, rootCid, null));
   }
 
-  static empty(blocks: BlockMap = new Map()): Mst {
+  static empty(blocks: Blocks = new Map()): Mst {
     return new Mst(blocks, new Node(0, null, []));
   }
 
   private load(node: Node): Entry[] {
     if (node.entries !== null) return node.entries;
     const cid = node.cid as Uint8Array;
-    const bytes = this.blocks.get(bytesKey(cid));
+    const blocks = this.blocks;
+    const bytes = blocks instanceof CarBlocks ? blocks.get(cid) : blocks.get(bytesKey(cid));
     if (bytes === undefined) throw new MissingBlockError(cid);
     this.loadedCount++;
+    const fast = decodeNodeFast(bytes, node.layer);
+    if (fast !== null) {
+      node.entries = fast;
+      return fast;
+    }
     let data: unknown;
     try {
       data = decode(bytes);
@@ -323,40 +479,59 @@ export class Mst {
   private pointer(node: Node, out?: BlockMap): Uint8Array {
     if (node.cid !== null) return node.cid;
     const entries = node.entries as Entry[];
-    const w = new CborWriter(64 + entries.length * 80);
+    // Children first: the node's own encoding below then never nests inside another.
     let leaves = 0;
-    for (const e of entries) if (e instanceof Leaf) leaves++;
-    w.head(5, 2);
-    w.str('e');
-    w.head(4, leaves);
+    let keyBytes = 0;
+    for (const e of entries) {
+      if (e instanceof Leaf) {
+        leaves++;
+        keyBytes += e.key.length;
+      } else if (e.cid === null) this.pointer(e, out);
+    }
+    encPos = 0;
+    encEnsure(16 + keyBytes + leaves * 100 + 2 * 41);
+    enc[encPos++] = 0xa2;
+    enc[encPos++] = 0x61;
+    enc[encPos++] = 0x65; // 'e'
+    encHead(4, leaves);
     let prevKey = '';
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       if (!(e instanceof Leaf)) continue;
+      const key = e.key;
       let p = 0;
-      const max = Math.min(prevKey.length, e.key.length);
-      while (p < max && prevKey.charCodeAt(p) === e.key.charCodeAt(p)) p++;
+      const max = Math.min(prevKey.length, key.length);
+      while (p < max && prevKey.charCodeAt(p) === key.charCodeAt(p)) p++;
       const next = entries[i + 1];
-      w.head(5, 4);
-      w.str('k');
-      w.bytes(Buffer.from(e.key.slice(p), 'latin1'));
-      w.str('p');
-      w.int(p);
-      w.str('t');
-      if (next instanceof Node) w.cid(this.pointer(next, out));
-      else w.nil();
-      w.str('v');
-      w.cid(e.val);
-      prevKey = e.key;
+      enc[encPos++] = 0xa4;
+      enc[encPos++] = 0x61;
+      enc[encPos++] = 0x6b; // 'k'
+      encHead(2, key.length - p);
+      for (let j = p; j < key.length; j++) enc[encPos++] = key.charCodeAt(j);
+      enc[encPos++] = 0x61;
+      enc[encPos++] = 0x70; // 'p'
+      encHead(0, p);
+      enc[encPos++] = 0x61;
+      enc[encPos++] = 0x74; // 't'
+      encCid(next instanceof Node ? next.cid : null);
+      enc[encPos++] = 0x61;
+      enc[encPos++] = 0x76; // 'v'
+      encCid(e.val);
+      prevKey = key;
     }
-    w.str('l');
+    enc[encPos++] = 0x61;
+    enc[encPos++] = 0x6c; // 'l'
     const first = entries[0];
-    if (first instanceof Node) w.cid(this.pointer(first, out));
-    else w.nil();
-    const bytes = w.finishView();
-    const cid = cidForCbor(bytes);
+    encCid(first instanceof Node ? first.cid : null);
+    const bytes = enc.subarray(0, encPos);
+    const cid = new Uint8Array(CID_LENGTH);
+    cid[0] = 0x01;
+    cid[1] = CODEC_DAG_CBOR;
+    cid[2] = 0x12;
+    cid[3] = 0x20;
+    sha256Into(bytes, cid, 4);
     node.cid = cid;
-    if (out) out.set(bytesKey(cid), bytes);
+    if (out) out.set(bytesKey(cid), bytes.slice());
     return cid;
   }
 }

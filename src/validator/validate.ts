@@ -3,6 +3,8 @@
 // value that can be completed with another verifier after the caller re-resolves the DID, without
 // redoing the CAR / MST work.
 import { decodeFrame } from './frame.ts';
+import { decodeCommitFrameFast } from './commit-frame.ts';
+import { frameTooLarge } from './limits.ts';
 import { parseBody, type CommitEvent, type RepoEvent, type SyncEvent } from './schema.ts';
 import { commitLimitViolation, syncLimitViolation } from './limits.ts';
 import { parseCar, getBlock } from './car.ts';
@@ -157,7 +159,7 @@ function validateCommitInner(evt: CommitEvent, stored: StoredRepoState | null, v
   const pending: PendingSignature = {
     event: evt,
     did: evt.repo,
-    unsigned: unsignedCommitBytes(commit),
+    unsigned: dc.unsigned ?? unsignedCommitBytes(commit),
     sig: commit.sig,
     state: { rev: evt.rev, commitCid: car.root, dataCid: commit.data },
     chainBreak,
@@ -187,7 +189,7 @@ export function validateSync(evt: SyncEvent, stored: StoredRepoState | null, ver
       {
         event: evt,
         did: evt.did,
-        unsigned: unsignedCommitBytes(commit),
+        unsigned: dc.unsigned ?? unsignedCommitBytes(commit),
         sig: commit.sig,
         state: { rev: evt.rev, commitCid: car.root, dataCid: commit.data },
         chainBreak: false,
@@ -208,6 +210,11 @@ export type DecodedEvent =
 
 /** Frame bytes → typed event (or a drop / ignore outcome). Never throws. */
 export function decodeEvent(bytes: Uint8Array): DecodedEvent {
+  // Common case first: a canonical #commit straight to its event (identical result, see commit-frame.ts).
+  if (!frameTooLarge(bytes.byteLength)) {
+    const commit = decodeCommitFrameFast(bytes);
+    if (commit !== null) return { kind: 'event', event: commit };
+  }
   const f = decodeFrame(bytes);
   switch (f.kind) {
     case 'invalid':
