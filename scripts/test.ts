@@ -32,11 +32,11 @@ if (!adminUrl) {
   stop = () => pg.stop()
 }
 
-const child = spawn(
-  process.execPath,
-  ['--test', '--test-concurrency=2', '--test-timeout=300000', ...patterns],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, RELAY_TEST_DATABASE_URL: adminUrl, DATABASE_URL: '' } },
-)
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...patterns], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, RELAY_TEST_DATABASE_URL: adminUrl, DATABASE_URL: '' },
+})
 const forward = (sig: NodeJS.Signals) => child.kill(sig)
 process.on('SIGINT', forward)
 process.on('SIGTERM', forward)

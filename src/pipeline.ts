@@ -48,10 +48,29 @@ interface Outcomes {
 
 function outcomeMetrics(registry: Registry): Outcomes {
   return {
-    accepted: new Counter({ name: 'relay_events_accepted_total', help: 'Events that passed validation and were persisted, by kind', labelNames: ['kind'], registers: [registry] }),
-    dropped: new Counter({ name: 'relay_events_dropped_total', help: 'Events rejected by validation, by reason', labelNames: ['reason'], registers: [registry] }),
-    ignored: new Counter({ name: 'relay_events_ignored_total', help: 'Frames with nothing to persist (#info, unknown message types)', labelNames: ['reason'], registers: [registry] }),
-    chainBreaks: new Counter({ name: 'relay_chain_breaks_total', help: 'Accepted commits whose since/prevData did not continue the stored repo state (a gap, not an invalid commit)', registers: [registry] }),
+    accepted: new Counter({
+      name: 'relay_events_accepted_total',
+      help: 'Events that passed validation and were persisted, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: 'relay_events_dropped_total',
+      help: 'Events rejected by validation, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    ignored: new Counter({
+      name: 'relay_events_ignored_total',
+      help: 'Frames with nothing to persist (#info, unknown message types)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    chainBreaks: new Counter({
+      name: 'relay_chain_breaks_total',
+      help: 'Accepted commits whose since/prevData did not continue the stored repo state (a gap, not an invalid commit)',
+      registers: [registry],
+    }),
   }
 }
 
@@ -150,7 +169,12 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
       const { rows } = await db.query('SELECT status, upstream_status, desynchronized FROM account WHERE did = $1', [did])
       if (!rows[0]) return
       const view = accountView(rows[0])
-      const { frame, seqOffset } = encodeAccountFrame({ did, time: new Date().toISOString(), active: view.active, status: view.status ?? null })
+      const { frame, seqOffset } = encodeAccountFrame({
+        did,
+        time: new Date().toISOString(),
+        active: view.active,
+        status: view.status ?? null,
+      })
       await sequencer.submit({ did, kind: 'account', frame, seqOffset })
       outcomes.accepted.inc({ kind: 'account' })
     },

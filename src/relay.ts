@@ -67,7 +67,12 @@ export class Relay {
     this.build = readBuildInfo()
     this.registry = createRegistry(this.build)
     this.api = new ApiServer({ version: this.build.version, log: this.log })
-    this.probes = new ProbeServer({ registry: this.registry, readiness: this.readiness, serverHeader: serverHeader(this.build.version), log: this.log })
+    this.probes = new ProbeServer({
+      registry: this.registry,
+      readiness: this.readiness,
+      serverHeader: serverHeader(this.build.version),
+      log: this.log,
+    })
     this.api.route('GET', '/xrpc/_health', ({ res }) => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ version: this.build.version }))
@@ -102,7 +107,14 @@ export class Relay {
     this.dbProbe = databaseCheck(conn, latestVersion(), log)
 
     const ctx: RelayContext = {
-      config, log, registry: this.registry, readiness: this.readiness, build: this.build, api: this.api, db: this.db, dbConnection: conn,
+      config,
+      log,
+      registry: this.registry,
+      readiness: this.readiness,
+      build: this.build,
+      api: this.api,
+      db: this.db,
+      dbConnection: conn,
     }
     const components = this.opts.components ? await this.opts.components(ctx) : []
     for (const c of components) {

@@ -3,84 +3,84 @@
 // DECODES_PER_SEC in total, so 250 consumers don't spend the CPU the relay needs on decoding) is
 // decoded with @atcute/cbor for its seq (checked strictly increasing per consumer) and `time`
 // (the fleet's send time) → ingest→consumer latency.
-import WebSocket from 'ws';
-import { decodeFirst } from '@atcute/cbor';
+import WebSocket from 'ws'
+import { decodeFirst } from '@atcute/cbor'
 
-export type ConsumerCommand = { cmd: 'reset' } | { cmd: 'report'; id: number } | { cmd: 'stop' };
+export type ConsumerCommand = { cmd: 'reset' } | { cmd: 'report'; id: number } | { cmd: 'stop' }
 
 export interface ConsumerReport {
-  connected: number;
-  messages: number;
-  bytes: number;
-  samples: number;
-  p50: number;
-  p99: number;
-  max: number;
-  seqViolations: number;
-  closes: number;
+  connected: number
+  messages: number
+  bytes: number
+  samples: number
+  p50: number
+  p99: number
+  max: number
+  seqViolations: number
+  closes: number
 }
 
-const url = process.argv[2];
-const count = Number(process.argv[3]);
-const expectedRate = Number(process.argv[4] ?? 2000);
-const DECODES_PER_SEC = 10_000;
-const sampleEvery = Math.max(1, Math.ceil((expectedRate * count) / DECODES_PER_SEC));
+const url = process.argv[2]
+const count = Number(process.argv[3])
+const expectedRate = Number(process.argv[4] ?? 2000)
+const DECODES_PER_SEC = 10_000
+const sampleEvery = Math.max(1, Math.ceil((expectedRate * count) / DECODES_PER_SEC))
 
-let messages = 0;
-let bytes = 0;
-let latencies: number[] = [];
-let seqViolations = 0;
-let closes = 0;
-let connected = 0;
-let stopping = false;
+let messages = 0
+let bytes = 0
+let latencies: number[] = []
+let seqViolations = 0
+let closes = 0
+let connected = 0
+let stopping = false
 
 function percentile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]
 }
 
 function open(i: number): void {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 8 * 1024 * 1024 });
-  let n = i;
-  let lastSeq = 0;
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 8 * 1024 * 1024 })
+  let n = i
+  let lastSeq = 0
   ws.on('open', () => {
-    connected++;
-  });
+    connected++
+  })
   ws.on('message', (data: Buffer) => {
-    messages++;
-    bytes += data.length;
-    if (++n % sampleEvery !== 0) return;
-    const recv = Date.now();
+    messages++
+    bytes += data.length
+    if (++n % sampleEvery !== 0) return
+    const recv = Date.now()
     try {
-      const [, rest] = decodeFirst(data);
-      const [body] = decodeFirst(rest) as [Record<string, unknown>, Uint8Array];
-      const seq = body.seq as number;
+      const [, rest] = decodeFirst(data)
+      const [body] = decodeFirst(rest) as [Record<string, unknown>, Uint8Array]
+      const seq = body.seq as number
       if (typeof seq === 'number') {
-        if (seq <= lastSeq) seqViolations++;
-        lastSeq = seq;
+        if (seq <= lastSeq) seqViolations++
+        lastSeq = seq
       }
-      if (typeof body.time === 'string') latencies.push(recv - Date.parse(body.time));
+      if (typeof body.time === 'string') latencies.push(recv - Date.parse(body.time))
     } catch {
       // error frames etc.: counted only
     }
-  });
+  })
   ws.on('close', () => {
-    connected--;
-    closes++;
-    if (!stopping) setTimeout(() => open(i), 500);
-  });
-  ws.on('error', () => {});
+    connected--
+    closes++
+    if (!stopping) setTimeout(() => open(i), 500)
+  })
+  ws.on('error', () => {})
 }
 
-for (let i = 0; i < count; i++) open(i);
+for (let i = 0; i < count; i++) open(i)
 
 process.on('message', (m: ConsumerCommand) => {
   if (m.cmd === 'reset') {
-    latencies = [];
-    messages = 0;
-    bytes = 0;
+    latencies = []
+    messages = 0
+    bytes = 0
   } else if (m.cmd === 'report') {
-    const sorted = latencies.slice().sort((a, b) => a - b);
+    const sorted = latencies.slice().sort((a, b) => a - b)
     const r: ConsumerReport = {
       connected,
       messages,
@@ -91,12 +91,12 @@ process.on('message', (m: ConsumerCommand) => {
       max: sorted.length ? sorted[sorted.length - 1] : NaN,
       seqViolations,
       closes,
-    };
-    process.send?.({ type: 'report', id: m.id, report: r });
+    }
+    process.send?.({ type: 'report', id: m.id, report: r })
   } else if (m.cmd === 'stop') {
-    stopping = true;
-    process.exit(0);
+    stopping = true
+    process.exit(0)
   }
-});
-process.on('disconnect', () => process.exit(0));
-process.send?.({ type: 'ready' });
+})
+process.on('disconnect', () => process.exit(0))
+process.send?.({ type: 'ready' })

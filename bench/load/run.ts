@@ -13,267 +13,270 @@
 //   options: --hosts 10,1000 --consumers 1,100 --accounts 1000 (total) --commits 100000
 //            --lat-rate 2000 --lat-seconds 10 --sat-seconds 30 --plc static|did-plc-server
 //            --relay-env KEY=VALUE (repeatable) --no-docs
-import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { startEmbeddedPostgres } from '../../src/core/embedded-postgres.ts';
-import { createLogger } from '../../src/core/log.ts';
-import { spawnRelay, freePort, type RelayProcess } from '../../test/helpers/relay-process.ts';
-import { ensureFleet, DEFAULT_PARAMS, ROOT, type Fleet, type FleetParams } from './fleet.ts';
-import type { FleetCommand, FleetStats, PlcMode } from './fleet-server.ts';
-import type { ConsumerReport } from './consumers.ts';
-import { measureReference, type ReferenceResult } from './reference.ts';
+import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import pg from 'pg'
+import { startEmbeddedPostgres } from '../../src/core/embedded-postgres.ts'
+import { createLogger } from '../../src/core/log.ts'
+import { spawnRelay, freePort, type RelayProcess } from '../../test/helpers/relay-process.ts'
+import { ensureFleet, DEFAULT_PARAMS, ROOT, type Fleet, type FleetParams } from './fleet.ts'
+import type { FleetCommand, FleetStats, PlcMode } from './fleet-server.ts'
+import type { ConsumerReport } from './consumers.ts'
+import { measureReference, type ReferenceResult } from './reference.ts'
 
 // ---- relay metric names (first one present wins; commit-only samples are preferred when labelled)
-const ACCEPTED_METRICS = ['relay_events_accepted_total', 'relay_validator_events_accepted_total', 'relay_store_events_persisted_total'];
-const COMMIT_LABEL = /(kind|type|t)="#?commit"/;
-const RSS_METRIC = 'process_resident_memory_bytes';
-const HEAP_METRIC = 'nodejs_heap_size_used_bytes';
-const CPU_METRIC = 'process_cpu_seconds_total';
+const ACCEPTED_METRICS = ['relay_events_accepted_total', 'relay_validator_events_accepted_total', 'relay_store_events_persisted_total']
+const COMMIT_LABEL = /(kind|type|t)="#?commit"/
+const RSS_METRIC = 'process_resident_memory_bytes'
+const HEAP_METRIC = 'nodejs_heap_size_used_bytes'
+const CPU_METRIC = 'process_cpu_seconds_total'
 /** counters listed at the end of each scenario when non-zero (why events were not accepted) */
-const DROP_METRIC_RE = /^relay_\w*(drop|reject|invalid|fail|error|rate_limit_wait_seconds)\w*_total$/;
-const ADMIN_PASSWORD = 'bench-admin';
+const DROP_METRIC_RE = /^relay_\w*(drop|reject|invalid|fail|error|rate_limit_wait_seconds)\w*_total$/
+const ADMIN_PASSWORD = 'bench-admin'
 
 // ---- arguments
-const argv = process.argv.slice(2);
+const argv = process.argv.slice(2)
 const flag = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const list = (name: string, def: number[]): number[] => (flag(name) ? flag(name)!.split(',').map(Number) : def);
-const FULL = argv.includes('--full');
-const HOSTS = list('--hosts', FULL ? [10, 1000, 3000] : [10]);
-const CONSUMERS = list('--consumers', FULL ? [1, 100, 250] : [100]);
-const ACCOUNTS_TOTAL = Number(flag('--accounts') ?? 1000);
-const COMMITS = Number(flag('--commits') ?? 100_000);
-const LAT_RATE = Number(flag('--lat-rate') ?? 2000);
-const LAT_SECONDS = Number(flag('--lat-seconds') ?? 10);
-const SAT_SECONDS = Number(flag('--sat-seconds') ?? 30);
-const WARM_TIMEOUT_S = Number(flag('--warm-timeout') ?? 180);
-const WRITE_DOCS = !argv.includes('--no-docs');
-const RELAY_ENV: Record<string, string> = {};
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const list = (name: string, def: number[]): number[] => (flag(name) ? flag(name)!.split(',').map(Number) : def)
+const FULL = argv.includes('--full')
+const HOSTS = list('--hosts', FULL ? [10, 1000, 3000] : [10])
+const CONSUMERS = list('--consumers', FULL ? [1, 100, 250] : [100])
+const ACCOUNTS_TOTAL = Number(flag('--accounts') ?? 1000)
+const COMMITS = Number(flag('--commits') ?? 100_000)
+const LAT_RATE = Number(flag('--lat-rate') ?? 2000)
+const LAT_SECONDS = Number(flag('--lat-seconds') ?? 10)
+const SAT_SECONDS = Number(flag('--sat-seconds') ?? 30)
+const WARM_TIMEOUT_S = Number(flag('--warm-timeout') ?? 180)
+const WRITE_DOCS = !argv.includes('--no-docs')
+const RELAY_ENV: Record<string, string> = {}
 argv.forEach((a, i) => {
   if (a === '--relay-env') {
-    const [k, ...v] = argv[i + 1].split('=');
-    RELAY_ENV[k] = v.join('=');
+    const [k, ...v] = argv[i + 1].split('=')
+    RELAY_ENV[k] = v.join('=')
   }
-});
+})
 
-const log = (s: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (s: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 // ---- children are always stopped, whatever happens
-const children = new Set<ChildProcess>();
+const children = new Set<ChildProcess>()
 function killAll(): void {
   for (const c of children) {
-    if (c.exitCode === null) c.kill('SIGKILL');
+    if (c.exitCode === null) c.kill('SIGKILL')
   }
 }
-process.on('exit', killAll);
+process.on('exit', killAll)
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
+    killAll()
+    process.exit(130)
+  })
 }
 
 // ---- /proc and /metrics helpers
-const CLK_TCK = 100;
+const CLK_TCK = 100
 function procCpu(pid: number | undefined): number {
-  if (!pid) return 0;
+  if (!pid) return 0
   try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK
   } catch {
-    return 0;
+    return 0
   }
 }
 
 function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
+  const out: number[] = []
   for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
+    if (!/^\d+$/.test(d)) continue
     try {
-      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === ppid) out.push(Number(d));
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+      if (Number(f[1]) === ppid) out.push(Number(d))
     } catch {
       // exited
     }
   }
-  return out;
+  return out
 }
 
 /** CPU seconds per thread name of a process (worker threads vs main thread vs libuv pool). */
 function threadCpu(pid: number): Map<string, number> {
-  const m = new Map<string, number>();
+  const m = new Map<string, number>()
   try {
     for (const t of readdirSync(`/proc/${pid}/task`)) {
-      const s = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const name = Number(t) === pid ? 'main' : s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      m.set(name, (m.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK);
+      const s = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')
+      const name = Number(t) === pid ? 'main' : s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'))
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+      m.set(name, (m.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK)
     }
   } catch {
     // exited
   }
-  return m;
+  return m
 }
 
-type Prom = Map<string, Array<{ labels: string; value: number }>>;
+type Prom = Map<string, Array<{ labels: string; value: number }>>
 function parseProm(text: string): Prom {
-  const m: Prom = new Map();
+  const m: Prom = new Map()
   for (const line of text.split('\n')) {
-    if (line === '' || line[0] === '#') continue;
-    const sp = line.lastIndexOf(' ');
-    const key = line.slice(0, sp);
-    const value = Number(line.slice(sp + 1));
-    const b = key.indexOf('{');
-    const name = b < 0 ? key : key.slice(0, b);
-    const labels = b < 0 ? '' : key.slice(b);
-    let arr = m.get(name);
-    if (!arr) m.set(name, (arr = []));
-    arr.push({ labels, value });
+    if (line === '' || line[0] === '#') continue
+    const sp = line.lastIndexOf(' ')
+    const key = line.slice(0, sp)
+    const value = Number(line.slice(sp + 1))
+    const b = key.indexOf('{')
+    const name = b < 0 ? key : key.slice(0, b)
+    const labels = b < 0 ? '' : key.slice(b)
+    let arr = m.get(name)
+    if (!arr) m.set(name, (arr = []))
+    arr.push({ labels, value })
   }
-  return m;
+  return m
 }
-const sum = (p: Prom, name: string, filter?: RegExp) => (p.get(name) ?? []).filter((s) => !filter || filter.test(s.labels)).reduce((a, s) => a + s.value, 0);
+const sum = (p: Prom, name: string, filter?: RegExp) =>
+  (p.get(name) ?? []).filter((s) => !filter || filter.test(s.labels)).reduce((a, s) => a + s.value, 0)
 
 async function scrape(url: string): Promise<Prom | null> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-    return parseProm(await res.text());
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) })
+    return parseProm(await res.text())
   } catch {
-    return null;
+    return null
   }
 }
 
 interface Accepted {
-  metric: string | null;
-  commitsOnly: boolean;
-  value: number;
+  metric: string | null
+  commitsOnly: boolean
+  value: number
 }
 function accepted(p: Prom): Accepted {
   for (const name of ACCEPTED_METRICS) {
-    const samples = p.get(name);
-    if (!samples) continue;
-    const commitsOnly = samples.some((s) => COMMIT_LABEL.test(s.labels));
-    return { metric: name, commitsOnly, value: sum(p, name, commitsOnly ? COMMIT_LABEL : undefined) };
+    const samples = p.get(name)
+    if (!samples) continue
+    const commitsOnly = samples.some((s) => COMMIT_LABEL.test(s.labels))
+    return { metric: name, commitsOnly, value: sum(p, name, commitsOnly ? COMMIT_LABEL : undefined) }
   }
-  return { metric: null, commitsOnly: false, value: 0 };
+  return { metric: null, commitsOnly: false, value: 0 }
 }
 
 // ---- IPC helpers
 function forkChild(file: string, args: string[]): ChildProcess {
-  const c = fork(path.join(ROOT, file), args, { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
-  children.add(c);
-  c.on('exit', () => children.delete(c));
-  return c;
+  const c = fork(path.join(ROOT, file), args, { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT })
+  children.add(c)
+  c.on('exit', () => children.delete(c))
+  return c
 }
 function waitMessage<T>(c: ChildProcess, pred: (m: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const done = () => {
-      clearTimeout(timer);
-      c.off('message', on);
-      c.off('exit', onExit);
-    };
+      clearTimeout(timer)
+      c.off('message', on)
+      c.off('exit', onExit)
+    }
     const timer = setTimeout(() => {
-      done();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, timeoutMs);
+      done()
+      reject(new Error(`timed out waiting for ${what}`))
+    }, timeoutMs)
     const on = (m: Record<string, unknown>) => {
       if (m.type === 'error') {
-        done();
-        reject(new Error(`${what}: ${m.error}`));
+        done()
+        reject(new Error(`${what}: ${m.error}`))
       } else if (pred(m)) {
-        done();
-        resolve(m as T);
+        done()
+        resolve(m as T)
       }
-    };
+    }
     const onExit = (code: number | null) => {
-      done();
-      reject(new Error(`${what}: child exited ${code}`));
-    };
-    c.on('message', on);
-    c.on('exit', onExit);
-  });
+      done()
+      reject(new Error(`${what}: child exited ${code}`))
+    }
+    c.on('message', on)
+    c.on('exit', onExit)
+  })
 }
-let reqId = 0;
+let reqId = 0
 async function fleetStats(c: ChildProcess): Promise<FleetStats> {
-  const id = ++reqId;
-  c.send({ cmd: 'stats', id } satisfies FleetCommand);
-  return (await waitMessage<{ stats: FleetStats }>(c, (m) => m.type === 'stats' && m.id === id, 10_000, 'fleet stats')).stats;
+  const id = ++reqId
+  c.send({ cmd: 'stats', id } satisfies FleetCommand)
+  return (await waitMessage<{ stats: FleetStats }>(c, (m) => m.type === 'stats' && m.id === id, 10_000, 'fleet stats')).stats
 }
 async function consumerReport(c: ChildProcess): Promise<ConsumerReport> {
-  const id = ++reqId;
-  c.send({ cmd: 'report', id });
-  return (await waitMessage<{ report: ConsumerReport }>(c, (m) => m.type === 'report' && m.id === id, 10_000, 'consumer report')).report;
+  const id = ++reqId
+  c.send({ cmd: 'report', id })
+  return (await waitMessage<{ report: ConsumerReport }>(c, (m) => m.type === 'report' && m.id === id, 10_000, 'consumer report')).report
 }
 
 // ---- scenario
 interface Sample {
-  t: number;
-  accepted: number;
-  rss: number;
-  heap: number;
-  relayCpu: number;
-  fleetCpu: number;
-  consumersCpu: number;
-  pgCpu: number;
-  fleetSent: number;
-  fleetPending: number;
+  t: number
+  accepted: number
+  rss: number
+  heap: number
+  relayCpu: number
+  fleetCpu: number
+  consumersCpu: number
+  pgCpu: number
+  fleetSent: number
+  fleetPending: number
 }
 
 interface ScenarioResult {
-  hosts: number;
-  consumers: number;
-  accounts: number;
-  fleet: Fleet;
-  acceptedMetric: string | null;
-  commitsOnly: boolean;
-  registerSeconds: number;
-  registerErrors: number;
-  connectedHosts: number;
-  warmSeconds: number | null;
-  warmAccepted: number;
-  latency: (ConsumerReport & { rate: number; relayRate: number }) | null;
+  hosts: number
+  consumers: number
+  accounts: number
+  fleet: Fleet
+  acceptedMetric: string | null
+  commitsOnly: boolean
+  registerSeconds: number
+  registerErrors: number
+  connectedHosts: number
+  warmSeconds: number | null
+  warmAccepted: number
+  latency: (ConsumerReport & { rate: number; relayRate: number }) | null
   saturation: {
-    commitsPerSec: number;
-    seconds: number;
-    commits: number;
-    relayCores: number;
-    perRelayCpuSecond: number;
-    fleetCores: number;
-    consumersCores: number;
-    pgCores: number;
-    exhausted: boolean;
-    consumerMessagesPerSec: number;
-  } | null;
-  memory: { rssMax: number; rssLast: number; heapMax: number; heapLast: number; series: Array<[number, number, number]> };
-  threads: Array<[string, number]>;
-  drops: Array<[string, number]>;
-  notes: string[];
+    commitsPerSec: number
+    seconds: number
+    commits: number
+    relayCores: number
+    perRelayCpuSecond: number
+    fleetCores: number
+    consumersCores: number
+    pgCores: number
+    exhausted: boolean
+    consumerMessagesPerSec: number
+  } | null
+  memory: { rssMax: number; rssLast: number; heapMax: number; heapLast: number; series: Array<[number, number, number]> }
+  threads: Array<[string, number]>
+  drops: Array<[string, number]>
+  notes: string[]
 }
 
 async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: string, pgPid: number): Promise<ScenarioResult> {
-  const notes: string[] = [];
-  const params: FleetParams = { ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: COMMITS };
-  params.commits = Math.max(params.commits, params.hosts * params.accountsPerHost);
-  const fleet = await ensureFleet(params, log);
-  const accounts = fleet.meta.accounts.length;
-  const plcMode: PlcMode = (flag('--plc') as PlcMode | undefined) ?? (accounts <= 2000 ? 'did-plc-server' : 'static');
+  const notes: string[] = []
+  const params: FleetParams = { ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: COMMITS }
+  params.commits = Math.max(params.commits, params.hosts * params.accountsPerHost)
+  const fleet = await ensureFleet(params, log)
+  const accounts = fleet.meta.accounts.length
+  const plcMode: PlcMode = (flag('--plc') as PlcMode | undefined) ?? (accounts <= 2000 ? 'did-plc-server' : 'static')
 
-  const db = `bench_load_${Date.now()}`;
-  await pgAdmin.query(`CREATE DATABASE ${db}`);
-  const fleetProc = forkChild('bench/load/fleet-server.ts', [JSON.stringify(params), plcMode]);
-  const ready = await waitMessage<{ plcUrl: string; loadSeconds: number }>(fleetProc, (m) => m.type === 'ready', 300_000, 'fleet server');
-  log(`fleet: ${H} hosts on ports ${params.basePort}-${params.basePort + H - 1}, ${accounts} accounts, PLC (${plcMode}) at ${ready.plcUrl}, frames loaded in ${ready.loadSeconds.toFixed(1)} s`);
+  const db = `bench_load_${Date.now()}`
+  await pgAdmin.query(`CREATE DATABASE ${db}`)
+  const fleetProc = forkChild('bench/load/fleet-server.ts', [JSON.stringify(params), plcMode])
+  const ready = await waitMessage<{ plcUrl: string; loadSeconds: number }>(fleetProc, (m) => m.type === 'ready', 300_000, 'fleet server')
+  log(
+    `fleet: ${H} hosts on ports ${params.basePort}-${params.basePort + H - 1}, ${accounts} accounts, PLC (${plcMode}) at ${ready.plcUrl}, frames loaded in ${ready.loadSeconds.toFixed(1)} s`,
+  )
 
-  const port = await freePort();
-  const probePort = await freePort();
+  const port = await freePort()
+  const probePort = await freePort()
   const relay: RelayProcess = spawnRelay({
     DATABASE_URL: `${connBase.replace('/postgres?', `/${db}?`)}`,
     RELAY_PORT: String(port),
@@ -285,67 +288,80 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     RELAY_LOG_LEVEL: 'warn',
     RELAY_DATA_DIR: path.join(ROOT, '.tmp', 'bench-load-relay'),
     ...RELAY_ENV,
-  });
-  children.add(relay.proc);
-  const metricsUrl = `http://127.0.0.1:${probePort}/metrics`;
-  const api = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  })
+  children.add(relay.proc)
+  const metricsUrl = `http://127.0.0.1:${probePort}/metrics`
+  const api = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 60_000
   for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${probePort}/_readyz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (relay.proc.exitCode !== null || Date.now() > deadline) throw new Error(`relay not ready:\n${relay.output().slice(-4000)}`);
-    await sleep(200);
+    const ok = await fetch(`http://127.0.0.1:${probePort}/_readyz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+    if (ok) break
+    if (relay.proc.exitCode !== null || Date.now() > deadline) throw new Error(`relay not ready:\n${relay.output().slice(-4000)}`)
+    await sleep(200)
   }
-  log(`relay ready (pid ${relay.proc.pid}, api ${port}, probes ${probePort})`);
+  log(`relay ready (pid ${relay.proc.pid}, api ${port}, probes ${probePort})`)
 
-  const consumersProc = forkChild('bench/load/consumers.ts', [`ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`, String(C), String(LAT_RATE)]);
-  await waitMessage(consumersProc, (m) => m.type === 'ready', 30_000, 'consumers');
+  const consumersProc = forkChild('bench/load/consumers.ts', [
+    `ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`,
+    String(C),
+    String(LAT_RATE),
+  ])
+  await waitMessage(consumersProc, (m) => m.type === 'ready', 30_000, 'consumers')
   for (let i = 0; i < 100; i++) {
-    if ((await consumerReport(consumersProc)).connected >= C) break;
-    await sleep(100);
+    if ((await consumerReport(consumersProc)).connected >= C) break
+    await sleep(100)
   }
 
   // register every host and lift its limits
-  const auth = 'Basic ' + Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64');
-  const tr = performance.now();
-  let registerErrors = 0;
-  const firstErrors: string[] = [];
+  const auth = 'Basic ' + Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')
+  const tr = performance.now()
+  let registerErrors = 0
+  const firstErrors: string[] = []
   const post = async (p: string, body: unknown) => {
-    const res = await fetch(api + p, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) }).catch((e: Error) => ({ ok: false, status: 0, text: async () => e.message }));
+    const res = await fetch(api + p, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }).catch((e: Error) => ({ ok: false, status: 0, text: async () => e.message }))
     if (!res.ok) {
-      registerErrors++;
-      if (firstErrors.length < 3) firstErrors.push(`${p} ${res.status} ${(await res.text()).slice(0, 200)}`);
+      registerErrors++
+      if (firstErrors.length < 3) firstErrors.push(`${p} ${res.status} ${(await res.text()).slice(0, 200)}`)
     }
-  };
-  let next = 0;
+  }
+  let next = 0
   await Promise.all(
     Array.from({ length: 8 }, async () => {
       while (next < H) {
-        const h = next++;
-        const hostname = `localhost:${params.basePort + h}`;
-        await post('/admin/pds/requestCrawl', { hostname });
-        await post('/admin/pds/changeLimits', { host: hostname, repo_limit: 10_000_000 });
+        const h = next++
+        const hostname = `localhost:${params.basePort + h}`
+        await post('/admin/pds/requestCrawl', { hostname })
+        await post('/admin/pds/changeLimits', { host: hostname, repo_limit: 10_000_000 })
       }
     }),
-  );
-  const registerSeconds = (performance.now() - tr) / 1000;
-  if (registerErrors) notes.push(`admin API errors: ${registerErrors} (${firstErrors.join('; ')})`);
-  log(`registered ${H} hosts in ${registerSeconds.toFixed(1)} s (${registerErrors} errors${firstErrors.length ? ': ' + firstErrors.join('; ') : ''})`);
+  )
+  const registerSeconds = (performance.now() - tr) / 1000
+  if (registerErrors) notes.push(`admin API errors: ${registerErrors} (${firstErrors.join('; ')})`)
+  log(
+    `registered ${H} hosts in ${registerSeconds.toFixed(1)} s (${registerErrors} errors${firstErrors.length ? ': ' + firstErrors.join('; ') : ''})`,
+  )
 
   // sampler
-  const samples: Sample[] = [];
-  let acceptedInfo: Accepted = { metric: null, commitsOnly: false, value: 0 };
-  let lastProm: Prom | null = null;
-  const t0 = performance.now();
-  let stopSampling = false;
+  const samples: Sample[] = []
+  let acceptedInfo: Accepted = { metric: null, commitsOnly: false, value: 0 }
+  let lastProm: Prom | null = null
+  const t0 = performance.now()
+  let stopSampling = false
   const sampleOnce = async () => {
-    const p = await scrape(metricsUrl);
+    const p = await scrape(metricsUrl)
     if (p) {
-      lastProm = p;
-      acceptedInfo = accepted(p);
+      lastProm = p
+      acceptedInfo = accepted(p)
     }
-    const fs = await fleetStats(fleetProc).catch(() => null);
-    const pgCpu = procCpu(pgPid) + childrenOf(pgPid).reduce((a, pid) => a + procCpu(pid), 0);
+    const fs = await fleetStats(fleetProc).catch(() => null)
+    const pgCpu = procCpu(pgPid) + childrenOf(pgPid).reduce((a, pid) => a + procCpu(pid), 0)
     const s: Sample = {
       t: (performance.now() - t0) / 1000,
       accepted: acceptedInfo.value,
@@ -357,88 +373,92 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
       pgCpu,
       fleetSent: fs?.sentCommits ?? NaN,
       fleetPending: fs?.pending ?? NaN,
-    };
-    samples.push(s);
-    return s;
-  };
+    }
+    samples.push(s)
+    return s
+  }
   const sampler = (async () => {
     while (!stopSampling) {
-      await sampleOnce();
-      await sleep(1000);
+      await sampleOnce()
+      await sleep(1000)
     }
-  })();
-  const latest = () => samples[samples.length - 1];
-  await sleep(1100);
+  })()
+  const latest = () => samples[samples.length - 1]
+  await sleep(1100)
 
   // ---- warm
-  const warmFrames = fleet.meta.hosts.reduce((a, h) => a + h[3], 0);
-  const base = latest().accepted;
-  fleetProc.send({ cmd: 'rate', eventsPerSec: null } satisfies FleetCommand);
-  fleetProc.send({ cmd: 'release', phase: 'warm' } satisfies FleetCommand);
-  const tw = performance.now();
-  let warmSeconds: number | null = null;
-  let lastGrowth = performance.now();
-  let lastVal = base;
+  const warmFrames = fleet.meta.hosts.reduce((a, h) => a + h[3], 0)
+  const base = latest().accepted
+  fleetProc.send({ cmd: 'rate', eventsPerSec: null } satisfies FleetCommand)
+  fleetProc.send({ cmd: 'release', phase: 'warm' } satisfies FleetCommand)
+  const tw = performance.now()
+  let warmSeconds: number | null = null
+  let lastGrowth = performance.now()
+  let lastVal = base
   for (;;) {
-    await sleep(500);
-    const s = latest();
-    const want = acceptedInfo.commitsOnly ? accounts : warmFrames;
+    await sleep(500)
+    const s = latest()
+    const want = acceptedInfo.commitsOnly ? accounts : warmFrames
     if (s.accepted - base >= want) {
-      warmSeconds = (performance.now() - tw) / 1000;
-      break;
+      warmSeconds = (performance.now() - tw) / 1000
+      break
     }
     if (s.accepted !== lastVal) {
-      lastVal = s.accepted;
-      lastGrowth = performance.now();
+      lastVal = s.accepted
+      lastGrowth = performance.now()
     }
     if (performance.now() - lastGrowth > 20_000 || performance.now() - tw > WARM_TIMEOUT_S * 1000) {
-      notes.push(`warm phase incomplete: ${s.accepted - base} of ${want} accepted (${acceptedInfo.metric ?? 'no accepted metric'})`);
-      break;
+      notes.push(`warm phase incomplete: ${s.accepted - base} of ${want} accepted (${acceptedInfo.metric ?? 'no accepted metric'})`)
+      break
     }
   }
-  const warmAccepted = latest().accepted - base;
-  log(`warm: ${warmAccepted} accepted in ${warmSeconds?.toFixed(1) ?? 'n/a'} s (metric ${acceptedInfo.metric ?? 'none'}${acceptedInfo.commitsOnly ? ', commits' : ''})`);
+  const warmAccepted = latest().accepted - base
+  log(
+    `warm: ${warmAccepted} accepted in ${warmSeconds?.toFixed(1) ?? 'n/a'} s (metric ${acceptedInfo.metric ?? 'none'}${acceptedInfo.commitsOnly ? ', commits' : ''})`,
+  )
 
   // ---- latency at LAT_RATE
-  let latency: ScenarioResult['latency'] = null;
+  let latency: ScenarioResult['latency'] = null
   if (LAT_SECONDS > 0) {
-    consumersProc.send({ cmd: 'reset' });
-    fleetProc.send({ cmd: 'rate', eventsPerSec: LAT_RATE } satisfies FleetCommand);
-    fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand);
-    const a0 = latest();
-    const f0 = await fleetStats(fleetProc);
-    const tl = performance.now();
-    await sleep(LAT_SECONDS * 1000);
-    const rep = await consumerReport(consumersProc);
-    const f1 = await fleetStats(fleetProc);
-    const a1 = latest();
-    const secs = (performance.now() - tl) / 1000;
-    latency = { ...rep, rate: (f1.sent - f0.sent) / secs, relayRate: (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t) };
-    log(`latency @${LAT_RATE}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${latency.rate.toFixed(0)}/s, relay accepted ${latency.relayRate.toFixed(0)}/s`);
+    consumersProc.send({ cmd: 'reset' })
+    fleetProc.send({ cmd: 'rate', eventsPerSec: LAT_RATE } satisfies FleetCommand)
+    fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand)
+    const a0 = latest()
+    const f0 = await fleetStats(fleetProc)
+    const tl = performance.now()
+    await sleep(LAT_SECONDS * 1000)
+    const rep = await consumerReport(consumersProc)
+    const f1 = await fleetStats(fleetProc)
+    const a1 = latest()
+    const secs = (performance.now() - tl) / 1000
+    latency = { ...rep, rate: (f1.sent - f0.sent) / secs, relayRate: (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t) }
+    log(
+      `latency @${LAT_RATE}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${latency.rate.toFixed(0)}/s, relay accepted ${latency.relayRate.toFixed(0)}/s`,
+    )
   }
 
   // ---- saturation
-  consumersProc.send({ cmd: 'reset' });
-  fleetProc.send({ cmd: 'rate', eventsPerSec: null } satisfies FleetCommand);
-  fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand);
-  await sleep(1000);
-  const s0 = latest();
-  const ts = performance.now();
-  let growth = s0;
-  let exhausted = false;
+  consumersProc.send({ cmd: 'reset' })
+  fleetProc.send({ cmd: 'rate', eventsPerSec: null } satisfies FleetCommand)
+  fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand)
+  await sleep(1000)
+  const s0 = latest()
+  const ts = performance.now()
+  let growth = s0
+  let exhausted = false
   while (performance.now() - ts < SAT_SECONDS * 1000) {
-    await sleep(1000);
-    const s = latest();
-    if (s.accepted > growth.accepted) growth = s;
+    await sleep(1000)
+    const s = latest()
+    if (s.accepted > growth.accepted) growth = s
     if (s.fleetPending === 0 && s.t - growth.t >= 3) {
-      exhausted = true;
-      break;
+      exhausted = true
+      break
     }
   }
-  const satRep = await consumerReport(consumersProc);
-  const end = growth.t > s0.t ? growth : latest();
-  const dt = Math.max(0.001, end.t - s0.t);
-  const commits = end.accepted - s0.accepted;
+  const satRep = await consumerReport(consumersProc)
+  const end = growth.t > s0.t ? growth : latest()
+  const dt = Math.max(0.001, end.t - s0.t)
+  const commits = end.accepted - s0.accepted
   const saturation = {
     commitsPerSec: commits / dt,
     seconds: dt,
@@ -450,37 +470,42 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     pgCores: (end.pgCpu - s0.pgCpu) / dt,
     exhausted,
     consumerMessagesPerSec: satRep.messages / ((performance.now() - ts) / 1000),
-  };
-  if (exhausted) notes.push(`the fleet ran out of frames during saturation (${fleet.meta.commitFrames} commits); rate measured up to the last accepted commit`);
-  log(`saturation: ${saturation.commitsPerSec.toFixed(0)} commits/s over ${dt.toFixed(1)} s; relay ${saturation.relayCores.toFixed(2)} cores (${saturation.perRelayCpuSecond.toFixed(0)} commits per relay CPU-s), fleet ${saturation.fleetCores.toFixed(2)}, consumers ${saturation.consumersCores.toFixed(2)}, postgres ${saturation.pgCores.toFixed(2)}`);
+  }
+  if (exhausted)
+    notes.push(
+      `the fleet ran out of frames during saturation (${fleet.meta.commitFrames} commits); rate measured up to the last accepted commit`,
+    )
+  log(
+    `saturation: ${saturation.commitsPerSec.toFixed(0)} commits/s over ${dt.toFixed(1)} s; relay ${saturation.relayCores.toFixed(2)} cores (${saturation.perRelayCpuSecond.toFixed(0)} commits per relay CPU-s), fleet ${saturation.fleetCores.toFixed(2)}, consumers ${saturation.consumersCores.toFixed(2)}, postgres ${saturation.pgCores.toFixed(2)}`,
+  )
 
-  const threads = [...threadCpu(relay.proc.pid!)].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  stopSampling = true;
-  await sampler;
-  const drops: Array<[string, number]> = [];
-  const finalProm = lastProm as Prom | null;
+  const threads = [...threadCpu(relay.proc.pid!)].sort((a, b) => b[1] - a[1]).slice(0, 8)
+  stopSampling = true
+  await sampler
+  const drops: Array<[string, number]> = []
+  const finalProm = lastProm as Prom | null
   if (finalProm) {
     for (const [name, arr] of finalProm) {
-      if (!DROP_METRIC_RE.test(name)) continue;
-      for (const s of arr) if (s.value > 0) drops.push([name + s.labels, s.value]);
+      if (!DROP_METRIC_RE.test(name)) continue
+      for (const s of arr) if (s.value > 0) drops.push([name + s.labels, s.value])
     }
   }
-  const fsFinal = await fleetStats(fleetProc).catch(() => null);
+  const fsFinal = await fleetStats(fleetProc).catch(() => null)
 
   // ---- stop
-  consumersProc.send({ cmd: 'stop' });
-  fleetProc.send({ cmd: 'stop' } satisfies FleetCommand);
-  relay.proc.kill('SIGTERM');
-  const exited = await Promise.race([relay.exited, sleep(30_000).then(() => null)]);
+  consumersProc.send({ cmd: 'stop' })
+  fleetProc.send({ cmd: 'stop' } satisfies FleetCommand)
+  relay.proc.kill('SIGTERM')
+  const exited = await Promise.race([relay.exited, sleep(30_000).then(() => null)])
   if (!exited) {
-    notes.push('relay did not stop within 30 s of SIGTERM (killed)');
-    relay.proc.kill('SIGKILL');
+    notes.push('relay did not stop within 30 s of SIGTERM (killed)')
+    relay.proc.kill('SIGKILL')
   }
-  await sleep(300);
-  await pgAdmin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
+  await sleep(300)
+  await pgAdmin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {})
 
-  const rs = samples.filter((s) => Number.isFinite(s.rss));
-  const series: Array<[number, number, number]> = rs.filter((_, i) => i % 5 === 0).map((s) => [Math.round(s.t), s.rss, s.heap]);
+  const rs = samples.filter((s) => Number.isFinite(s.rss))
+  const series: Array<[number, number, number]> = rs.filter((_, i) => i % 5 === 0).map((s) => [Math.round(s.t), s.rss, s.heap])
   return {
     hosts: H,
     consumers: C,
@@ -505,31 +530,51 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     threads,
     drops: drops.sort((a, b) => b[1] - a[1]).slice(0, 10),
     notes,
-  };
+  }
 }
 
 // ---- report
-const MiB = (b: number) => (Number.isFinite(b) ? `${(b / 1048576).toFixed(0)}` : 'n/a');
-const n0 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
-const n2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const MiB = (b: number) => (Number.isFinite(b) ? `${(b / 1048576).toFixed(0)}` : 'n/a')
+const n0 = (x: number | null | undefined) =>
+  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : Math.round(x).toLocaleString('en-US')
+const n2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a')
 
 function table(header: string[], rows: string[][]): string {
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
 }
 
 function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Record<string, string>): string {
-  const lines: string[] = [];
-  lines.push('## Load benchmark');
-  lines.push('');
-  lines.push(`Generated by \`npm run bench\` (bench/load/run.ts${argv.length ? ' ' + argv.join(' ') : ''}) on ${env.date}. Do not edit by hand: re-run the command.`);
-  lines.push('');
-  lines.push(`Machine: ${env.cpus} × ${env.model}, ${env.mem} RAM, Node ${process.version}, load average at start ${env.load}. The relay, the simulated fleet, the consumers and Postgres all share these cores.`);
-  lines.push('');
-  lines.push('Setup: simulated PDS fleet on loopback (bench/load/fleet.ts): real K-256 keys (10% P-256), real did:plc genesis ops, correctly chained signed commits (creates, ~7% updates, ~5% deletes, ~3% multi-op of 2-8 ops), MST covering proofs as a PDS sends them; records ~0.2-3.5 KB, 1% 10-100 KB, 0.1% 100 KB-1 MB. Relay as its own process (`node src/main.ts serve`) on a fresh database of one embedded Postgres (default settings); hosts added with admin requestCrawl and changeLimits. Phases: warm (each account\'s #identity, #account, first commit), latency (fixed rate), saturation (fleet sends as fast as the relay reads, bounded by ws backpressure).');
-  lines.push('');
+  const lines: string[] = []
+  lines.push('## Load benchmark')
+  lines.push('')
+  lines.push(
+    `Generated by \`npm run bench\` (bench/load/run.ts${argv.length ? ' ' + argv.join(' ') : ''}) on ${env.date}. Do not edit by hand: re-run the command.`,
+  )
+  lines.push('')
+  lines.push(
+    `Machine: ${env.cpus} × ${env.model}, ${env.mem} RAM, Node ${process.version}, load average at start ${env.load}. The relay, the simulated fleet, the consumers and Postgres all share these cores.`,
+  )
+  lines.push('')
+  lines.push(
+    "Setup: simulated PDS fleet on loopback (bench/load/fleet.ts): real K-256 keys (10% P-256), real did:plc genesis ops, correctly chained signed commits (creates, ~7% updates, ~5% deletes, ~3% multi-op of 2-8 ops), MST covering proofs as a PDS sends them; records ~0.2-3.5 KB, 1% 10-100 KB, 0.1% 100 KB-1 MB. Relay as its own process (`node src/main.ts serve`) on a fresh database of one embedded Postgres (default settings); hosts added with admin requestCrawl and changeLimits. Phases: warm (each account's #identity, #account, first commit), latency (fixed rate), saturation (fleet sends as fast as the relay reads, bounded by ws backpressure).",
+  )
+  lines.push('')
   lines.push(
     table(
-      ['hosts', 'accounts', 'consumers', 'commits/s at saturation', 'commits per relay CPU-s', 'relay cores', 'fleet cores', 'consumer cores', 'Postgres cores', `latency p50 / p99 / max @${LAT_RATE}/s (ms)`, 'relay RSS max / end (MiB)', 'heap max (MiB)'],
+      [
+        'hosts',
+        'accounts',
+        'consumers',
+        'commits/s at saturation',
+        'commits per relay CPU-s',
+        'relay cores',
+        'fleet cores',
+        'consumer cores',
+        'Postgres cores',
+        `latency p50 / p99 / max @${LAT_RATE}/s (ms)`,
+        'relay RSS max / end (MiB)',
+        'heap max (MiB)',
+      ],
       results.map((r) => [
         String(r.hosts),
         n0(r.accounts),
@@ -545,111 +590,139 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
         MiB(r.memory.heapMax),
       ]),
     ),
-  );
-  lines.push('');
+  )
+  lines.push('')
   if (ref) {
-    const best = Math.max(...results.map((r) => r.saturation?.commitsPerSec ?? 0));
-    lines.push(`Reference, same frames (${ref.commits} commits, mean ${ref.meanFrameBytes} B), one thread: @atproto/sync path (Frame.fromBytes + subscribeRepos lexicon + parseCommitAuthenticated/verifyProofs, warm key cache) **${n0(ref.atprotoSyncPerSec)} commits/s**; the relay's pure validator (decode + CAR + inversion + signature + re-encode) ${n0(ref.relayValidatorPerSec)} commits/s. End-to-end relay (best scenario, ${n0(best)}/s) ÷ @atproto/sync single thread = **${(best / ref.atprotoSyncPerSec).toFixed(1)}x** (÷ an ideal 2-thread @atproto/sync: ${(best / ref.atprotoSyncPerSec / 2).toFixed(1)}x). The @atproto/sync path does less work (no MST inversion, no rev/chain checks, no persistence).`);
-    lines.push('');
+    const best = Math.max(...results.map((r) => r.saturation?.commitsPerSec ?? 0))
+    lines.push(
+      `Reference, same frames (${ref.commits} commits, mean ${ref.meanFrameBytes} B), one thread: @atproto/sync path (Frame.fromBytes + subscribeRepos lexicon + parseCommitAuthenticated/verifyProofs, warm key cache) **${n0(ref.atprotoSyncPerSec)} commits/s**; the relay's pure validator (decode + CAR + inversion + signature + re-encode) ${n0(ref.relayValidatorPerSec)} commits/s. End-to-end relay (best scenario, ${n0(best)}/s) ÷ @atproto/sync single thread = **${(best / ref.atprotoSyncPerSec).toFixed(1)}x** (÷ an ideal 2-thread @atproto/sync: ${(best / ref.atprotoSyncPerSec / 2).toFixed(1)}x). The @atproto/sync path does less work (no MST inversion, no rev/chain checks, no persistence).`,
+    )
+    lines.push('')
   }
-  lines.push('Targets (issue 7): ≥ 15,000 validated commits/s end to end and ≥ 20x @atproto/sync; p99 < 50 ms at 2,000 ev/s with 100 consumers; RSS < 512 MiB with 3,000 hosts and 250 consumers.');
-  lines.push('');
-  lines.push('<details><summary>Details per scenario</summary>');
-  lines.push('');
+  lines.push(
+    'Targets (issue 7): ≥ 15,000 validated commits/s end to end and ≥ 20x @atproto/sync; p99 < 50 ms at 2,000 ev/s with 100 consumers; RSS < 512 MiB with 3,000 hosts and 250 consumers.',
+  )
+  lines.push('')
+  lines.push('<details><summary>Details per scenario</summary>')
+  lines.push('')
   for (const r of results) {
-    const m = r.fleet.meta;
-    lines.push(`**H=${r.hosts}, C=${r.consumers}**: fleet ${m.commitFrames.toLocaleString('en-US')} commits (mean frame ${m.sizes.meanCommitFrame} B, p50 ${m.sizes.p50} B, p99 ${m.sizes.p99} B, max ${m.sizes.max} B; generated in ${m.generateSeconds.toFixed(1)} s), accepted metric \`${r.acceptedMetric ?? 'none'}\`${r.commitsOnly ? ' (commits)' : ' (all kinds)'}; hosts registered in ${r.registerSeconds.toFixed(1)} s, ${r.connectedHosts} connected at the end; warm ${r.warmAccepted} accepted in ${r.warmSeconds?.toFixed(1) ?? 'n/a'} s.`);
-    if (r.latency) lines.push(`- latency phase: fleet sent ${n0(r.latency.rate)}/s, relay accepted ${n0(r.latency.relayRate)}/s, ${r.latency.samples} latency samples, ${r.latency.seqViolations} seq violations, ${r.latency.closes} consumer disconnects.`);
-    if (r.saturation) lines.push(`- saturation: ${n0(r.saturation.commits)} commits in ${r.saturation.seconds.toFixed(1)} s${r.saturation.exhausted ? ' (fleet exhausted)' : ''}; consumers received ${n0(r.saturation.consumerMessagesPerSec)} msg/s in total.`);
-    lines.push(`- relay CPU by thread (s): ${r.threads.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
-    lines.push(`- RSS / heap over time (s: MiB/MiB): ${r.memory.series.map(([t, a, b]) => `${t}: ${MiB(a)}/${MiB(b)}`).join(', ')}`);
-    if (r.drops.length) lines.push(`- non-zero drop/error counters: ${r.drops.map(([k, v]) => `\`${k}\` ${v}`).join(', ')}`);
-    for (const n of r.notes) lines.push(`- note: ${n}`);
-    lines.push('');
+    const m = r.fleet.meta
+    lines.push(
+      `**H=${r.hosts}, C=${r.consumers}**: fleet ${m.commitFrames.toLocaleString('en-US')} commits (mean frame ${m.sizes.meanCommitFrame} B, p50 ${m.sizes.p50} B, p99 ${m.sizes.p99} B, max ${m.sizes.max} B; generated in ${m.generateSeconds.toFixed(1)} s), accepted metric \`${r.acceptedMetric ?? 'none'}\`${r.commitsOnly ? ' (commits)' : ' (all kinds)'}; hosts registered in ${r.registerSeconds.toFixed(1)} s, ${r.connectedHosts} connected at the end; warm ${r.warmAccepted} accepted in ${r.warmSeconds?.toFixed(1) ?? 'n/a'} s.`,
+    )
+    if (r.latency)
+      lines.push(
+        `- latency phase: fleet sent ${n0(r.latency.rate)}/s, relay accepted ${n0(r.latency.relayRate)}/s, ${r.latency.samples} latency samples, ${r.latency.seqViolations} seq violations, ${r.latency.closes} consumer disconnects.`,
+      )
+    if (r.saturation)
+      lines.push(
+        `- saturation: ${n0(r.saturation.commits)} commits in ${r.saturation.seconds.toFixed(1)} s${r.saturation.exhausted ? ' (fleet exhausted)' : ''}; consumers received ${n0(r.saturation.consumerMessagesPerSec)} msg/s in total.`,
+      )
+    lines.push(`- relay CPU by thread (s): ${r.threads.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`)
+    lines.push(`- RSS / heap over time (s: MiB/MiB): ${r.memory.series.map(([t, a, b]) => `${t}: ${MiB(a)}/${MiB(b)}`).join(', ')}`)
+    if (r.drops.length) lines.push(`- non-zero drop/error counters: ${r.drops.map(([k, v]) => `\`${k}\` ${v}`).join(', ')}`)
+    for (const n of r.notes) lines.push(`- note: ${n}`)
+    lines.push('')
   }
-  lines.push('</details>');
-  lines.push('');
-  return lines.join('\n');
+  lines.push('</details>')
+  lines.push('')
+  return lines.join('\n')
 }
 
 function writeDocs(section: string): void {
-  const file = path.join(ROOT, 'docs', 'benchmarks.md');
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nFigures measured on the team\'s 2-core machine; each section is owned by the benchmark that writes it.\n\n';
-  const start = text.indexOf('## Load benchmark');
+  const file = path.join(ROOT, 'docs', 'benchmarks.md')
+  let text = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : "# Benchmarks\n\nFigures measured on the team's 2-core machine; each section is owned by the benchmark that writes it.\n\n"
+  const start = text.indexOf('## Load benchmark')
   if (start < 0) {
-    text = text.replace(/\s*$/, '\n\n') + section;
+    text = text.replace(/\s*$/, '\n\n') + section
   } else {
-    const rest = text.slice(start + 3);
-    const next = rest.search(/\n## /);
-    const end = next < 0 ? text.length : start + 3 + next + 1;
-    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
+    const rest = text.slice(start + 3)
+    const next = rest.search(/\n## /)
+    const end = next < 0 ? text.length : start + 3 + next + 1
+    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '')
   }
-  writeFileSync(file, text.replace(/\n{3,}/g, '\n\n'));
-  log(`wrote ${path.relative(ROOT, file)}`);
+  writeFileSync(file, text.replace(/\n{3,}/g, '\n\n'))
+  log(`wrote ${path.relative(ROOT, file)}`)
 }
 
 // ---- main
-const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? 'unknown';
+const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? 'unknown'
 const env = {
   date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
   cpus: String(os.availableParallelism()),
   model: cpuModel,
   mem: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
-  load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
-};
-log(`scenarios: hosts ${HOSTS.join(',')} × consumers ${CONSUMERS.join(',')}; ${ACCOUNTS_TOTAL} accounts, ${COMMITS} commits per fleet`);
+  load: os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' '),
+}
+log(`scenarios: hosts ${HOSTS.join(',')} × consumers ${CONSUMERS.join(',')}; ${ACCOUNTS_TOTAL} accounts, ${COMMITS} commits per fleet`)
 
 // Generate every fleet first (cached), so generation never overlaps a measurement.
-for (const H of HOSTS) await ensureFleet({ ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: COMMITS }, log);
+for (const H of HOSTS)
+  await ensureFleet({ ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: COMMITS }, log)
 
-let connBase = process.env.DATABASE_URL;
-let pgPid = 0;
-let stopPg: (() => Promise<void>) | undefined;
+let connBase = process.env.DATABASE_URL
+let pgPid = 0
+let stopPg: (() => Promise<void>) | undefined
 if (!connBase) {
-  mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
-  const pgLog = createLogger('error', { pretty: false });
-  const epg = await startEmbeddedPostgres({ dataDir: path.join(ROOT, '.tmp', 'bench-load-pg'), log: pgLog, database: 'postgres', settings: { max_connections: '300' } });
-  const c = epg.connection;
-  connBase = `postgresql://${c.user}@localhost/postgres?host=${encodeURIComponent(String(c.host))}`;
-  pgPid = epg.pid;
-  stopPg = () => epg.stop();
+  mkdirSync(path.join(ROOT, '.tmp'), { recursive: true })
+  const pgLog = createLogger('error', { pretty: false })
+  const epg = await startEmbeddedPostgres({
+    dataDir: path.join(ROOT, '.tmp', 'bench-load-pg'),
+    log: pgLog,
+    database: 'postgres',
+    settings: { max_connections: '300' },
+  })
+  const c = epg.connection
+  connBase = `postgresql://${c.user}@localhost/postgres?host=${encodeURIComponent(String(c.host))}`
+  pgPid = epg.pid
+  stopPg = () => epg.stop()
 } else if (!connBase.includes('/postgres?')) {
-  connBase = connBase.replace(/\/[^/?]*(\?|$)/, '/postgres?');
+  connBase = connBase.replace(/\/[^/?]*(\?|$)/, '/postgres?')
 }
-const pgAdmin = new pg.Pool({ connectionString: connBase, max: 2 });
+const pgAdmin = new pg.Pool({ connectionString: connBase, max: 2 })
 
-const results: ScenarioResult[] = [];
-const watchdog = setTimeout(() => {
-  console.error('bench: global time limit reached; stopping');
-  killAll();
-  process.exit(1);
-}, (HOSTS.length * CONSUMERS.length * (WARM_TIMEOUT_S + LAT_SECONDS + SAT_SECONDS + 180) + 600) * 1000);
-watchdog.unref();
+const results: ScenarioResult[] = []
+const watchdog = setTimeout(
+  () => {
+    console.error('bench: global time limit reached; stopping')
+    killAll()
+    process.exit(1)
+  },
+  (HOSTS.length * CONSUMERS.length * (WARM_TIMEOUT_S + LAT_SECONDS + SAT_SECONDS + 180) + 600) * 1000,
+)
+watchdog.unref()
 try {
   for (const H of HOSTS) {
     for (const C of CONSUMERS) {
-      log(`=== scenario: ${H} hosts, ${C} consumers ===`);
+      log(`=== scenario: ${H} hosts, ${C} consumers ===`)
       try {
-        results.push(await runScenario(H, C, pgAdmin, connBase, pgPid));
+        results.push(await runScenario(H, C, pgAdmin, connBase, pgPid))
       } catch (err) {
-        log(`scenario failed: ${(err as Error).stack ?? err}`);
-        killAll();
-        await sleep(500);
+        log(`scenario failed: ${(err as Error).stack ?? err}`)
+        killAll()
+        await sleep(500)
       }
     }
   }
 } finally {
-  await pgAdmin.end();
-  await stopPg?.();
+  await pgAdmin.end()
+  await stopPg?.()
 }
 
-let ref: ReferenceResult | null = null;
+let ref: ReferenceResult | null = null
 if (results.length) {
-  log('reference: @atproto/sync validation path on the same frames...');
-  ref = await measureReference(results[0].fleet);
-  log(`reference: @atproto/sync ${ref.atprotoSyncPerSec.toFixed(0)} commits/s (1 thread), relay validator ${ref.relayValidatorPerSec.toFixed(0)} commits/s (1 thread)`);
+  log('reference: @atproto/sync validation path on the same frames...')
+  ref = await measureReference(results[0].fleet)
+  log(
+    `reference: @atproto/sync ${ref.atprotoSyncPerSec.toFixed(0)} commits/s (1 thread), relay validator ${ref.relayValidatorPerSec.toFixed(0)} commits/s (1 thread)`,
+  )
 }
-const section = render(results, ref, env);
-console.log('\n' + section);
-if (WRITE_DOCS && results.length) writeDocs(section);
-process.exit(results.length === HOSTS.length * CONSUMERS.length ? 0 : 1);
+const section = render(results, ref, env)
+console.log('\n' + section)
+if (WRITE_DOCS && results.length) writeDocs(section)
+process.exit(results.length === HOSTS.length * CONSUMERS.length ? 0 : 1)

@@ -5,122 +5,135 @@
 //   @atproto/crypto, MST inversion with @atproto/repo's MST) and @ipld/dag-cbor;
 // - a sample of did:plc genesis ops through @did-plc/server's own validateAndAddOp, and the DID
 //   documents served from them compared with what the fleet's PLC serves.
-import * as dagCbor from '@ipld/dag-cbor';
-import { CID } from 'multiformats/cid';
-import { MST, MemoryBlockstore, readCarWithRoot, def, verifyCommitSig } from '@atproto/repo';
-import { decodeEvent, validateCommit } from '../../src/validator/validate.ts';
-import { verifierFromDidKey, type Verifier } from '../../src/validator/keys.ts';
-import { spliceSeq } from '../../src/validator/encode.ts';
-import { bytesEqual } from '../../src/validator/bytes.ts';
-import type { StoredRepoState } from '../../src/validator/rules.ts';
-import { fileURLToPath } from 'node:url';
-import { ensureFleet, loadHostFrames, parseFleetArgs, plcDidDoc, KIND_COMMIT, type Fleet } from './fleet.ts';
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { MST, MemoryBlockstore, readCarWithRoot, def, verifyCommitSig } from '@atproto/repo'
+import { decodeEvent, validateCommit } from '../../src/validator/validate.ts'
+import { verifierFromDidKey, type Verifier } from '../../src/validator/keys.ts'
+import { spliceSeq } from '../../src/validator/encode.ts'
+import { bytesEqual } from '../../src/validator/bytes.ts'
+import type { StoredRepoState } from '../../src/validator/rules.ts'
+import { fileURLToPath } from 'node:url'
+import { ensureFleet, loadHostFrames, parseFleetArgs, plcDidDoc, KIND_COMMIT, type Fleet } from './fleet.ts'
 
 export interface VerifyOptions {
-  log: (s: string) => void;
+  log: (s: string) => void
   /** every frame through the pure validator (otherwise only sampled hosts) */
-  full: boolean;
+  full: boolean
   /** commits checked with @atproto/repo */
-  atprotoSample?: number;
-  plcSample?: number;
+  atprotoSample?: number
+  plcSample?: number
 }
 
 export async function verifyFleet(f: Fleet, o: VerifyOptions): Promise<void> {
-  const t0 = performance.now();
-  const hostCount = f.meta.hosts.length;
-  const sampledHosts = o.full ? null : new Set([0, Math.floor(hostCount / 2), hostCount - 1]);
-  const hosts = loadHostFrames(f, sampledHosts ? (h) => sampledHosts.has(h) : undefined);
-  const keyOf = new Map(f.meta.accounts.map((a) => [a.did, a.didKey]));
-  const verifiers = new Map<string, Verifier>();
-  const state = new Map<string, StoredRepoState>();
-  const nowMs = Date.now();
-  let commits = 0;
-  let others = 0;
-  const atprotoWanted = o.atprotoSample ?? 300;
-  const atprotoEvery = Math.max(1, Math.floor(f.meta.commitFrames / atprotoWanted / (o.full ? 1 : hostCount / 3)));
-  const atprotoQueue: Array<{ frame: Buffer; didKey: string }> = [];
+  const t0 = performance.now()
+  const hostCount = f.meta.hosts.length
+  const sampledHosts = o.full ? null : new Set([0, Math.floor(hostCount / 2), hostCount - 1])
+  const hosts = loadHostFrames(f, sampledHosts ? (h) => sampledHosts.has(h) : undefined)
+  const keyOf = new Map(f.meta.accounts.map((a) => [a.did, a.didKey]))
+  const verifiers = new Map<string, Verifier>()
+  const state = new Map<string, StoredRepoState>()
+  const nowMs = Date.now()
+  let commits = 0
+  let others = 0
+  const atprotoWanted = o.atprotoSample ?? 300
+  const atprotoEvery = Math.max(1, Math.floor(f.meta.commitFrames / atprotoWanted / (o.full ? 1 : hostCount / 3)))
+  const atprotoQueue: Array<{ frame: Buffer; didKey: string }> = []
   for (let h = 0; h < hosts.length; h++) {
-    const hf = hosts[h];
+    const hf = hosts[h]
     for (let i = 0; i < hf.frames.length; i++) {
-      const frame = hf.frames[i];
-      const d = decodeEvent(frame);
-      if (d.kind !== 'event') throw new Error(`host ${h} frame ${i}: ${JSON.stringify(d)}`);
-      const ev = d.event;
-      if (ev.type === '#info') throw new Error('unexpected #info');
-      if (ev.seq !== i + 1) throw new Error(`host ${h} frame ${i}: seq ${ev.seq}`);
+      const frame = hf.frames[i]
+      const d = decodeEvent(frame)
+      if (d.kind !== 'event') throw new Error(`host ${h} frame ${i}: ${JSON.stringify(d)}`)
+      const ev = d.event
+      if (ev.type === '#info') throw new Error('unexpected #info')
+      if (ev.seq !== i + 1) throw new Error(`host ${h} frame ${i}: seq ${ev.seq}`)
       if (ev.type !== '#commit') {
-        if (hf.kinds[i] === KIND_COMMIT) throw new Error('kind mismatch');
-        others++;
-        continue;
+        if (hf.kinds[i] === KIND_COMMIT) throw new Error('kind mismatch')
+        others++
+        continue
       }
-      const did = ev.repo;
-      let v = verifiers.get(did);
+      const did = ev.repo
+      let v = verifiers.get(did)
       if (!v) {
-        v = verifierFromDidKey(keyOf.get(did)!)!;
-        verifiers.set(did, v);
+        v = verifierFromDidKey(keyOf.get(did)!)!
+        verifiers.set(did, v)
       }
-      const r = validateCommit(ev, state.get(did) ?? null, v, { nowMs, strict: true });
-      if (!r.ok) throw new Error(`host ${h} frame ${i} (${did}): ${r.reason} ${r.detail}`);
-      if (r.chainBreak || r.legacyNoPrevData) throw new Error(`host ${h} frame ${i}: chain flags`);
-      if (!bytesEqual(spliceSeq(r.frame, r.seqOffset, ev.seq), frame)) throw new Error(`host ${h} frame ${i}: re-encoding differs`);
-      state.set(did, r.state);
-      commits++;
-      if (commits % atprotoEvery === 0 && atprotoQueue.length < atprotoWanted && ev.prevData !== null) atprotoQueue.push({ frame, didKey: keyOf.get(did)! });
+      const r = validateCommit(ev, state.get(did) ?? null, v, { nowMs, strict: true })
+      if (!r.ok) throw new Error(`host ${h} frame ${i} (${did}): ${r.reason} ${r.detail}`)
+      if (r.chainBreak || r.legacyNoPrevData) throw new Error(`host ${h} frame ${i}: chain flags`)
+      if (!bytesEqual(spliceSeq(r.frame, r.seqOffset, ev.seq), frame)) throw new Error(`host ${h} frame ${i}: re-encoding differs`)
+      state.set(did, r.state)
+      commits++
+      if (commits % atprotoEvery === 0 && atprotoQueue.length < atprotoWanted && ev.prevData !== null)
+        atprotoQueue.push({ frame, didKey: keyOf.get(did)! })
     }
   }
-  o.log(`validator: ${commits.toLocaleString('en-US')} commits + ${others.toLocaleString('en-US')} identity/account frames valid with chained state (strict), re-encoding byte-identical, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  o.log(
+    `validator: ${commits.toLocaleString('en-US')} commits + ${others.toLocaleString('en-US')} identity/account frames valid with chained state (strict), re-encoding byte-identical, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  )
 
   // @atproto/repo on a sample
-  let sigs = 0;
+  let sigs = 0
   for (const { frame, didKey } of atprotoQueue) {
-    const body = decodeSecond(frame);
-    const car = await readCarWithRoot(body.blocks as Uint8Array);
-    const bs = new MemoryBlockstore(car.blocks);
-    const commit = await bs.readObj(car.root, def.commit);
-    if (!(await verifyCommitSig(commit, didKey))) throw new Error('@atproto/repo: bad signature');
-    let mst = MST.load(bs, commit.data);
+    const body = decodeSecond(frame)
+    const car = await readCarWithRoot(body.blocks as Uint8Array)
+    const bs = new MemoryBlockstore(car.blocks)
+    const commit = await bs.readObj(car.root, def.commit)
+    if (!(await verifyCommitSig(commit, didKey))) throw new Error('@atproto/repo: bad signature')
+    let mst = MST.load(bs, commit.data)
     for (const op of body.ops as Array<{ action: string; path: string; cid: CID | null; prev?: CID }>) {
-      if (op.action === 'create') mst = await mst.delete(op.path);
-      else if (op.action === 'update') mst = await mst.update(op.path, op.prev as never);
-      else mst = await mst.add(op.path, op.prev as never);
+      if (op.action === 'create') mst = await mst.delete(op.path)
+      else if (op.action === 'update') mst = await mst.update(op.path, op.prev as never)
+      else mst = await mst.add(op.path, op.prev as never)
     }
-    const ptr = await mst.getPointer();
-    if (!CID.decode(ptr.bytes).equals(body.prevData as CID)) throw new Error('@atproto/repo: inversion != prevData');
-    sigs++;
+    const ptr = await mst.getPointer()
+    if (!CID.decode(ptr.bytes).equals(body.prevData as CID)) throw new Error('@atproto/repo: inversion != prevData')
+    sigs++
   }
-  o.log(`@atproto/repo: ${sigs} sampled commits: CAR + CIDs, signature (verifyCommitSig) and MST inversion to prevData all pass`);
+  o.log(`@atproto/repo: ${sigs} sampled commits: CAR + CIDs, signature (verifyCommitSig) and MST inversion to prevData all pass`)
 
   // PLC
-  const plcSample = o.plcSample ?? 50;
-  const { Database } = (await import('@did-plc/server')) as unknown as { Database: { mock(): { validateAndAddOp(did: string, op: unknown): Promise<void>; opsForDid(did: string): Promise<unknown[]> } } };
-  const plcLib = (await import('@did-plc/lib')) as unknown as { validateOperationLog(did: string, ops: unknown[]): Promise<unknown>; formatDidDoc(d: unknown): unknown };
-  const db = Database.mock();
-  const sample = f.meta.accounts.filter((_, i) => i % Math.max(1, Math.floor(f.meta.accounts.length / plcSample)) === 0 || f.meta.accounts[i].curve === 'p256').slice(0, plcSample * 2);
-  const tp = performance.now();
-  for (const a of sample) await db.validateAndAddOp(a.did, a.plcOp);
-  const perOp = (performance.now() - tp) / sample.length;
-  for (const a of sample) {
-    const data = await plcLib.validateOperationLog(a.did, await db.opsForDid(a.did));
-    const doc = plcLib.formatDidDoc(data);
-    if (JSON.stringify(doc) !== JSON.stringify(plcDidDoc(a.did, a.plcOp))) throw new Error(`plc doc mismatch for ${a.did}:\n${JSON.stringify(doc)}\n${JSON.stringify(plcDidDoc(a.did, a.plcOp))}`);
+  const plcSample = o.plcSample ?? 50
+  const { Database } = (await import('@did-plc/server')) as unknown as {
+    Database: { mock(): { validateAndAddOp(did: string, op: unknown): Promise<void>; opsForDid(did: string): Promise<unknown[]> } }
   }
-  o.log(`@did-plc/server: ${sample.length} genesis ops (${sample.filter((a) => a.curve === 'p256').length} P-256) accepted by validateAndAddOp (${perOp.toFixed(2)} ms/op), DID documents identical to the fleet's`);
+  const plcLib = (await import('@did-plc/lib')) as unknown as {
+    validateOperationLog(did: string, ops: unknown[]): Promise<unknown>
+    formatDidDoc(d: unknown): unknown
+  }
+  const db = Database.mock()
+  const sample = f.meta.accounts
+    .filter((_, i) => i % Math.max(1, Math.floor(f.meta.accounts.length / plcSample)) === 0 || f.meta.accounts[i].curve === 'p256')
+    .slice(0, plcSample * 2)
+  const tp = performance.now()
+  for (const a of sample) await db.validateAndAddOp(a.did, a.plcOp)
+  const perOp = (performance.now() - tp) / sample.length
+  for (const a of sample) {
+    const data = await plcLib.validateOperationLog(a.did, await db.opsForDid(a.did))
+    const doc = plcLib.formatDidDoc(data)
+    if (JSON.stringify(doc) !== JSON.stringify(plcDidDoc(a.did, a.plcOp)))
+      throw new Error(`plc doc mismatch for ${a.did}:\n${JSON.stringify(doc)}\n${JSON.stringify(plcDidDoc(a.did, a.plcOp))}`)
+  }
+  o.log(
+    `@did-plc/server: ${sample.length} genesis ops (${sample.filter((a) => a.curve === 'p256').length} P-256) accepted by validateAndAddOp (${perOp.toFixed(2)} ms/op), DID documents identical to the fleet's`,
+  )
 }
 
 function decodeSecond(frame: Uint8Array): Record<string, unknown> {
   // dag-cbor has no decodeFirst: find the header's end by re-encoding the decoded header prefix.
   for (let end = 2; end < Math.min(frame.length, 64); end++) {
     try {
-      const h = dagCbor.decode(frame.subarray(0, end));
-      if (h && typeof h === 'object') return dagCbor.decode(frame.subarray(end)) as Record<string, unknown>;
+      const h = dagCbor.decode(frame.subarray(0, end))
+      if (h && typeof h === 'object') return dagCbor.decode(frame.subarray(end)) as Record<string, unknown>
     } catch {
       // not yet a complete value
     }
   }
-  throw new Error('frame header not found');
+  throw new Error('frame header not found')
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const f = await ensureFleet(parseFleetArgs(process.argv.slice(2)), (s) => console.log(s));
-  await verifyFleet(f, { log: (s) => console.log(s), full: !process.argv.includes('--sample') });
+  const f = await ensureFleet(parseFleetArgs(process.argv.slice(2)), (s) => console.log(s))
+  await verifyFleet(f, { log: (s) => console.log(s), full: !process.argv.includes('--sample') })
 }

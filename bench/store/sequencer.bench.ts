@@ -45,7 +45,9 @@ function pct(xs: number[], p: number): number {
 async function resetSchema(db: Pool): Promise<number> {
   await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public')
   await migrate(db, log)
-  const { rows } = await db.query<{ id: number }>(`INSERT INTO host (hostname, account_limit) VALUES ('bench.example.com', 1000000) RETURNING id`)
+  const { rows } = await db.query<{ id: number }>(
+    `INSERT INTO host (hostname, account_limit) VALUES ('bench.example.com', 1000000) RETURNING id`,
+  )
   const host = rows[0]!.id
   await db.query(`INSERT INTO account (did, host_id) SELECT 'did:plc:bench' || i, $1 FROM generate_series(0, $2 - 1) i`, [host, ACCOUNTS])
   await db.query('VACUUM ANALYZE')
@@ -83,7 +85,12 @@ async function throughput(batch: number, method: 'values' | 'unnest', full: bool
   const commits: number[] = []
   let batches = 0
   const opts: SequencerOptions = {
-    db: pool, log, maxBatchEvents: batch, maxBatchDelayMs: 50, insertMethod: method, cursorFlushIntervalMs: 0,
+    db: pool,
+    log,
+    maxBatchEvents: batch,
+    maxBatchDelayMs: 50,
+    insertMethod: method,
+    cursorFlushIntervalMs: 0,
     onCommitted: (b) => {
       commits.push(b.commitMs)
       batches++
@@ -117,13 +124,25 @@ async function throughput(batch: number, method: 'values' | 'unnest', full: bool
   })
   const elapsed = (performance.now() - t0) / 1000
   await s.close()
-  return { events: done, perSec: done / elapsed, commitP50: pct(commits, 50), commitP99: pct(commits, 99), batchMean: done / Math.max(1, batches) }
+  return {
+    events: done,
+    perSec: done / elapsed,
+    commitP50: pct(commits, 50),
+    commitP99: pct(commits, 99),
+    batchMean: done / Math.max(1, batches),
+  }
 }
 
 /** Paced stream at `rate` ev/s with default batching (1000 / 5 ms): submit-to-commit latency. */
 async function paced(rate: number, host: number): Promise<{ p50: number; p99: number; batchMean: number; perSec: number }> {
   let batches = 0
-  const s = new Sequencer({ db: pool, log, cursorFlushIntervalMs: 0, cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, v.at(-1)!])), onCommitted: () => batches++ })
+  const s = new Sequencer({
+    db: pool,
+    log,
+    cursorFlushIntervalMs: 0,
+    cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, v.at(-1)!])),
+    onCommitted: () => batches++,
+  })
   await s.start()
   const events = buildEvents(4000, true, host)
   const lat: number[] = []
@@ -147,7 +166,9 @@ async function paced(rate: number, host: number): Promise<{ p50: number; p99: nu
 }
 
 const f = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
-console.log(`# sequencer bench: ~1.5 KB frames, synchronous_commit on, fsync ${fsyncOff ? 'off' : 'on'}, ${seconds}s per case, node ${process.version}`)
+console.log(
+  `# sequencer bench: ~1.5 KB frames, synchronous_commit on, fsync ${fsyncOff ? 'off' : 'on'}, ${seconds}s per case, node ${process.version}`,
+)
 console.log('| profile | insert | batch | events/s | mean batch | commit p50 ms | commit p99 ms |')
 console.log('|---|---|---|---|---|---|---|')
 try {
@@ -156,7 +177,9 @@ try {
       for (const batch of [1, 10, 100, 1000]) {
         const host = await resetSchema(pool)
         const r = await throughput(batch, method, full, host)
-        console.log(`| ${full ? 'full' : 'events'} | ${method} | ${batch} | ${f(r.perSec)} | ${f(r.batchMean, 1)} | ${f(r.commitP50, 2)} | ${f(r.commitP99, 2)} |`)
+        console.log(
+          `| ${full ? 'full' : 'events'} | ${method} | ${batch} | ${f(r.perSec)} | ${f(r.batchMean, 1)} | ${f(r.commitP50, 2)} | ${f(r.commitP99, 2)} |`,
+        )
       }
     }
   }

@@ -31,16 +31,30 @@ const hostCases = (args.find((a) => a.startsWith('--hosts='))?.slice(8) ?? '1,10
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const log = createLogger('error', { pretty: false })
 
-const pg = await startEmbeddedPostgres({ dataDir: path.join(root, '.tmp', 'bench-subscriber-pg'), log, database: 'relay_bench', settings: { fsync: 'off' } })
+const pg = await startEmbeddedPostgres({
+  dataDir: path.join(root, '.tmp', 'bench-subscriber-pg'),
+  log,
+  database: 'relay_bench',
+  settings: { fsync: 'off' },
+})
 const db = createPool(pg.connection, { max: 4, log })
 
-interface Result { hosts: number; connectMs: number; framesPerSec: number; rssMaxMB: number; rssStartMB: number; inFlightMax: number }
+interface Result {
+  hosts: number
+  connectMs: number
+  framesPerSec: number
+  rssMaxMB: number
+  rssStartMB: number
+  inFlightMax: number
+}
 const results: Result[] = []
 
 for (const hosts of hostCases) {
   await db.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public')
   await migrate(db, log)
-  const child = fork(fileURLToPath(new URL('./upstreams.ts', import.meta.url)), [String(hosts)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+  const child = fork(fileURLToPath(new URL('./upstreams.ts', import.meta.url)), [String(hosts)], {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  })
   const ports = await new Promise<number[]>((resolve, reject) => {
     let buf = ''
     child.stdout!.on('data', (d: Buffer) => {
@@ -70,7 +84,11 @@ for (const hosts of hostCases) {
   const sink: IngestSink = {
     hasRoom: (did, bytes) => pool.hasRoom(did, bytes),
     waitForRoom: (did, bytes) => pool.waitForRoom(did, bytes),
-    submit: (did, frame, meta) => pool.submit(did, frame, meta).then((r) => { done++; return r }),
+    submit: (did, frame, meta) =>
+      pool.submit(did, frame, meta).then((r) => {
+        done++
+        return r
+      }),
   }
   const config = loadConfig({ env: { RELAY_STARTUP_CONNECT_WINDOW: '0', RELAY_LOG_LEVEL: 'error' } }).config
   const api = new ApiServer({ version: 'bench', log })
@@ -99,13 +117,23 @@ for (const hosts of hostCases) {
   await sub.stop!()
   await pool.close()
   child.kill()
-  const r: Result = { hosts, connectMs, framesPerSec: Math.round(framesPerSec), rssMaxMB: Math.round(rssMax / 1e6), rssStartMB: Math.round(rssStart / 1e6), inFlightMax }
+  const r: Result = {
+    hosts,
+    connectMs,
+    framesPerSec: Math.round(framesPerSec),
+    rssMaxMB: Math.round(rssMax / 1e6),
+    rssStartMB: Math.round(rssStart / 1e6),
+    inFlightMax,
+  }
   results.push(r)
   console.log(JSON.stringify(r))
 }
 
 console.log(`\npool: 2 shards, ${queueMB} MiB queue per shard, stub worker (ignore)`)
 console.log('hosts | connect all | frames/s (~1 KB) | RSS start → max | max frames in flight')
-for (const r of results) console.log(`${String(r.hosts).padStart(5)} | ${String(r.connectMs).padStart(8)} ms | ${String(r.framesPerSec).padStart(16)} | ${r.rssStartMB} → ${r.rssMaxMB} MB | ${r.inFlightMax}`)
+for (const r of results)
+  console.log(
+    `${String(r.hosts).padStart(5)} | ${String(r.connectMs).padStart(8)} ms | ${String(r.framesPerSec).padStart(16)} | ${r.rssStartMB} → ${r.rssMaxMB} MB | ${r.inFlightMax}`,
+  )
 await db.end()
 await pg.stop()

@@ -23,21 +23,34 @@ function template(did: string): { bytes: Buffer; seqAt: number } {
     else parts.push(0x79, b.length >> 8, b.length & 0xff)
     parts.push(...b)
   }
-  text('did'); text(did)
-  text('seq'); parts.push(0x1a); const seqAt = header.length + parts.length; parts.push(0, 0, 0, 0)
-  text('time'); text(new Date().toISOString())
-  text('pad'); text('x'.repeat(900))
+  text('did')
+  text(did)
+  text('seq')
+  parts.push(0x1a)
+  const seqAt = header.length + parts.length
+  parts.push(0, 0, 0, 0)
+  text('time')
+  text(new Date().toISOString())
+  text('pad')
+  text('x'.repeat(900))
   return { bytes: Buffer.concat([Buffer.from(header), Buffer.from(parts)]), seqAt }
 }
 
-interface Host { seq: number; clients: Set<WebSocket>; tpls: Array<{ bytes: Buffer; seqAt: number }> }
+interface Host {
+  seq: number
+  clients: Set<WebSocket>
+  tpls: Array<{ bytes: Buffer; seqAt: number }>
+}
 
 const ports: number[] = []
 const all: Host[] = []
 for (let i = 0; i < hosts; i++) {
   const host: Host = { seq: 0, clients: new Set(), tpls: [] }
   for (let d = 0; d < 8; d++) host.tpls.push(template(`did:plc:h${i.toString(36).padStart(4, '0')}d${d}${'x'.repeat(14)}`))
-  const server = http.createServer((_req, res) => { res.writeHead(404); res.end() })
+  const server = http.createServer((_req, res) => {
+    res.writeHead(404)
+    res.end()
+  })
   const wss = new WebSocketServer({ server, perMessageDeflate: false })
   wss.on('connection', (ws) => {
     host.clients.add(ws)

@@ -7,166 +7,167 @@
 // fixtures.ts) so before/after runs use identical frames.
 //
 // Run: node_modules/.bin/node bench/validator/validate.bench.ts [commitsPerSet=300] [rounds=7] [msPerRound=250] [--no-atproto] [--json]
-import { MST, MemoryBlockstore, readCarWithRoot, def, verifyCommitSig, verifyProofs } from '@atproto/repo';
-import * as dagCbor from '@ipld/dag-cbor';
-import { decodeFirst } from '@atcute/cbor';
-import { CID } from 'multiformats/cid';
-import { decodeEvent, validateCommit } from '../../src/validator/validate.ts';
-import { parseCar, getBlock, type ParsedCar } from '../../src/validator/car.ts';
-import { decodeCommit, unsignedCommitBytes, type CommitObject } from '../../src/validator/commit.ts';
-import { invertOps, normalizeOps, checkRecordBlocks, type NormalizedOp } from '../../src/validator/invert.ts';
-import { verifySignature } from '../../src/validator/signature.ts';
-import { encodeCommitFrame } from '../../src/validator/encode.ts';
-import { verifierFromDidKey, k256Backend, type Verifier } from '../../src/validator/keys.ts';
-import type { CommitEvent } from '../../src/validator/schema.ts';
-import { loadFixtures, type Workload } from './fixtures.ts';
+import { MST, MemoryBlockstore, readCarWithRoot, def, verifyCommitSig, verifyProofs } from '@atproto/repo'
+import * as dagCbor from '@ipld/dag-cbor'
+import { decodeFirst } from '@atcute/cbor'
+import { CID } from 'multiformats/cid'
+import { decodeEvent, validateCommit } from '../../src/validator/validate.ts'
+import { parseCar, getBlock, type ParsedCar } from '../../src/validator/car.ts'
+import { decodeCommit, unsignedCommitBytes, type CommitObject } from '../../src/validator/commit.ts'
+import { invertOps, normalizeOps, checkRecordBlocks, type NormalizedOp } from '../../src/validator/invert.ts'
+import { verifySignature } from '../../src/validator/signature.ts'
+import { encodeCommitFrame } from '../../src/validator/encode.ts'
+import { verifierFromDidKey, k256Backend, type Verifier } from '../../src/validator/keys.ts'
+import type { CommitEvent } from '../../src/validator/schema.ts'
+import { loadFixtures, type Workload } from './fixtures.ts'
 
-const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const N = Number(positional[0] ?? 300);
-const ROUNDS = Number(positional[1] ?? 7);
-const MS = Number(positional[2] ?? 250);
-const ATPROTO = !process.argv.includes('--no-atproto');
-const JSON_OUT = process.argv.includes('--json');
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const N = Number(positional[0] ?? 300)
+const ROUNDS = Number(positional[1] ?? 7)
+const MS = Number(positional[2] ?? 250)
+const ATPROTO = !process.argv.includes('--no-atproto')
+const JSON_OUT = process.argv.includes('--json')
 
 function cpuMicros(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
+  const u = process.cpuUsage()
+  return u.user + u.system
 }
 
 /** CPU µs per call of fn(i) over i in [0, count), looping until at least MS ms of CPU. */
 function cpuPerOp(fn: (i: number) => void, count: number): number {
-  let ops = 0;
-  const t0 = cpuMicros();
-  let t = t0;
+  let ops = 0
+  const t0 = cpuMicros()
+  let t = t0
   while (t - t0 < MS * 1000) {
-    for (let i = 0; i < count; i++) fn(i);
-    ops += count;
-    t = cpuMicros();
+    for (let i = 0; i < count; i++) fn(i)
+    ops += count
+    t = cpuMicros()
   }
-  return (t - t0) / ops;
+  return (t - t0) / ops
 }
 
 async function cpuPerOpAsync(fn: (i: number) => Promise<unknown>, count: number): Promise<number> {
-  let ops = 0;
-  const t0 = cpuMicros();
-  let t = t0;
+  let ops = 0
+  const t0 = cpuMicros()
+  let t = t0
   while (t - t0 < MS * 1000) {
-    for (let i = 0; i < count; i++) await fn(i);
-    ops += count;
-    t = cpuMicros();
+    for (let i = 0; i < count; i++) await fn(i)
+    ops += count
+    t = cpuMicros()
   }
-  return (t - t0) / ops;
+  return (t - t0) / ops
 }
 
 const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-type Stage = 'decode' | 'car' | 'inversion' | 'signature' | 'encode' | 'full';
-const STAGES: Stage[] = ['decode', 'car', 'inversion', 'signature', 'encode', 'full'];
-interface Row {
-  curve: string;
-  workload: Workload;
-  frameBytes: number;
-  ops: number;
-  us: Record<Stage, number>;
-  atprotoInvertUs: number | null;
-  atprotoProofsUs: number | null;
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
-const rows: Row[] = [];
+
+type Stage = 'decode' | 'car' | 'inversion' | 'signature' | 'encode' | 'full'
+const STAGES: Stage[] = ['decode', 'car', 'inversion', 'signature', 'encode', 'full']
+interface Row {
+  curve: string
+  workload: Workload
+  frameBytes: number
+  ops: number
+  us: Record<Stage, number>
+  atprotoInvertUs: number | null
+  atprotoProofsUs: number | null
+}
+const rows: Row[] = []
 
 for (const workload of ['create', 'mixed'] as const) {
   for (const curve of ['k256', 'p256'] as const) {
-    const fx = await loadFixtures(curve, workload, N);
-    const frames = fx.frames;
-    const verifier: Verifier = verifierFromDidKey(fx.didKey)!;
+    const fx = await loadFixtures(curve, workload, N)
+    const frames = fx.frames
+    const verifier: Verifier = verifierFromDidKey(fx.didKey)!
     const events = frames.map((f) => {
-      const d = decodeEvent(f);
-      if (d.kind !== 'event' || d.event.type !== '#commit') throw new Error('bad fixture');
-      return d.event as CommitEvent;
-    });
-    const nowMs = Date.now();
+      const d = decodeEvent(f)
+      if (d.kind !== 'event' || d.event.type !== '#commit') throw new Error('bad fixture')
+      return d.event as CommitEvent
+    })
+    const nowMs = Date.now()
     for (const e of events) {
-      const r = validateCommit(e, null, verifier, { nowMs });
-      if (!r.ok) throw new Error(`fixture invalid: ${r.reason} ${r.detail}`);
+      const r = validateCommit(e, null, verifier, { nowMs })
+      if (!r.ok) throw new Error(`fixture invalid: ${r.reason} ${r.detail}`)
     }
-    const cars = events.map((e) => (parseCar(e.blocks) as { ok: true; car: ParsedCar }).car);
-    const commits = cars.map((c) => (decodeCommit(getBlock(c.blocks, c.root)!) as { ok: true; commit: CommitObject }).commit);
-    const unsigned = commits.map(unsignedCommitBytes);
-    const ops = events.map((e) => normalizeOps(e.ops) as NormalizedOp[]);
+    const cars = events.map((e) => (parseCar(e.blocks) as { ok: true; car: ParsedCar }).car)
+    const commits = cars.map((c) => (decodeCommit(getBlock(c.blocks, c.root)!) as { ok: true; commit: CommitObject }).commit)
+    const unsigned = commits.map(unsignedCommitBytes)
+    const ops = events.map((e) => normalizeOps(e.ops) as NormalizedOp[])
 
     const fns: Record<Stage, (i: number) => void> = {
       decode: (i) => decodeEvent(frames[i]),
       car: (i) => {
-        const c = parseCar(events[i].blocks);
-        if (!c.ok) throw new Error('car');
-        const dc = decodeCommit(getBlock(c.car.blocks, c.car.root)!);
-        if (!dc.ok) throw new Error('commit');
+        const c = parseCar(events[i].blocks)
+        if (!c.ok) throw new Error('car')
+        const dc = decodeCommit(getBlock(c.car.blocks, c.car.root)!)
+        if (!dc.ok) throw new Error('commit')
         // (`unsigned` is cut out of the block by decodeCommit when possible)
-        if ((dc as { unsigned?: Uint8Array }).unsigned === undefined) unsignedCommitBytes(dc.commit);
+        if ((dc as { unsigned?: Uint8Array }).unsigned === undefined) unsignedCommitBytes(dc.commit)
       },
       inversion: (i) => {
-        const n = normalizeOps(events[i].ops) as NormalizedOp[];
-        if (!invertOps(cars[i].blocks, commits[i].data, n, events[i].prevData!).ok) throw new Error('inversion');
-        if (checkRecordBlocks(cars[i].blocks, ops[i]) !== null) throw new Error('record');
+        const n = normalizeOps(events[i].ops) as NormalizedOp[]
+        if (!invertOps(cars[i].blocks, commits[i].data, n, events[i].prevData!).ok) throw new Error('inversion')
+        if (checkRecordBlocks(cars[i].blocks, ops[i]) !== null) throw new Error('record')
       },
       signature: (i) => {
-        if (!verifySignature(verifier, unsigned[i], commits[i].sig)) throw new Error('sig');
+        if (!verifySignature(verifier, unsigned[i], commits[i].sig)) throw new Error('sig')
       },
       encode: (i) => encodeCommitFrame(events[i]),
       full: (i) => {
-        const d = decodeEvent(frames[i]);
-        if (d.kind !== 'event' || d.event.type !== '#commit' || !validateCommit(d.event, null, verifier, { nowMs }).ok) throw new Error('full');
+        const d = decodeEvent(frames[i])
+        if (d.kind !== 'event' || d.event.type !== '#commit' || !validateCommit(d.event, null, verifier, { nowMs }).ok)
+          throw new Error('full')
       },
-    };
+    }
     // warm-up: JIT every path once before measuring
-    for (const s of STAGES) for (let i = 0; i < N; i++) fns[s](i);
-    const samples: Record<Stage, number[]> = { decode: [], car: [], inversion: [], signature: [], encode: [], full: [] };
-    for (let r = 0; r < ROUNDS; r++) for (const s of STAGES) samples[s].push(cpuPerOp(fns[s], N));
+    for (const s of STAGES) for (let i = 0; i < N; i++) fns[s](i)
+    const samples: Record<Stage, number[]> = { decode: [], car: [], inversion: [], signature: [], encode: [], full: [] }
+    for (let r = 0; r < ROUNDS; r++) for (const s of STAGES) samples[s].push(cpuPerOp(fns[s], N))
 
-    let atprotoInvertUs: number | null = null;
-    let atprotoProofsUs: number | null = null;
+    let atprotoInvertUs: number | null = null
+    let atprotoProofsUs: number | null = null
     if (ATPROTO) {
       const bodies = frames.map((f) => {
-        const [, rest] = decodeFirst(f);
-        return dagCbor.decode(rest) as Record<string, unknown>;
-      });
-      const didKey = fx.didKey;
-      const a: number[] = [];
-      const b: number[] = [];
+        const [, rest] = decodeFirst(f)
+        return dagCbor.decode(rest) as Record<string, unknown>
+      })
+      const didKey = fx.didKey
+      const a: number[] = []
+      const b: number[] = []
       for (let r = 0; r < 3; r++) {
         a.push(
           await cpuPerOpAsync(async (i) => {
-            const body = bodies[i];
-            const parsed = await readCarWithRoot(body.blocks as Uint8Array);
-            const bs = new MemoryBlockstore(parsed.blocks);
-            const commit = await bs.readObj(parsed.root, def.commit);
-            if (!(await verifyCommitSig(commit, didKey))) throw new Error('sig');
-            let mst = MST.load(bs, commit.data);
+            const body = bodies[i]
+            const parsed = await readCarWithRoot(body.blocks as Uint8Array)
+            const bs = new MemoryBlockstore(parsed.blocks)
+            const commit = await bs.readObj(parsed.root, def.commit)
+            if (!(await verifyCommitSig(commit, didKey))) throw new Error('sig')
+            let mst = MST.load(bs, commit.data)
             for (const op of body.ops as { action: string; path: string; prev?: CID }[]) {
-              if (op.action === 'create') mst = await mst.delete(op.path);
-              else if (op.action === 'update') mst = await mst.update(op.path, op.prev!);
-              else mst = await mst.add(op.path, op.prev!);
+              if (op.action === 'create') mst = await mst.delete(op.path)
+              else if (op.action === 'update') mst = await mst.update(op.path, op.prev!)
+              else mst = await mst.add(op.path, op.prev!)
             }
-            const ptr = await mst.getPointer();
-            if (!CID.decode(ptr.bytes).equals(body.prevData as CID)) throw new Error('inv');
+            const ptr = await mst.getPointer()
+            if (!CID.decode(ptr.bytes).equals(body.prevData as CID)) throw new Error('inv')
           }, N),
-        );
+        )
         b.push(
           await cpuPerOpAsync(async (i) => {
-            const body = bodies[i];
+            const body = bodies[i]
             const claims = (body.ops as { path: string; cid: CID | null }[]).map((op) => {
-              const [collection, rkey] = op.path.split('/');
-              return { collection, rkey, cid: op.cid as never };
-            });
-            await verifyProofs(body.blocks as Uint8Array, claims, body.repo as string, didKey);
+              const [collection, rkey] = op.path.split('/')
+              return { collection, rkey, cid: op.cid as never }
+            })
+            await verifyProofs(body.blocks as Uint8Array, claims, body.repo as string, didKey)
           }, N),
-        );
+        )
       }
-      atprotoInvertUs = median(a);
-      atprotoProofsUs = median(b);
+      atprotoInvertUs = median(a)
+      atprotoProofsUs = median(b)
     }
 
     rows.push({
@@ -177,19 +178,33 @@ for (const workload of ['create', 'mixed'] as const) {
       us: Object.fromEntries(STAGES.map((s) => [s, median(samples[s])])) as Record<Stage, number>,
       atprotoInvertUs,
       atprotoProofsUs,
-    });
+    })
   }
 }
 
 if (JSON_OUT) {
-  console.log(JSON.stringify(rows));
+  console.log(JSON.stringify(rows))
 } else {
   console.log(
     `K-256 backend: ${k256Backend}; Node ${process.version}; ${N} commits per set; CPU µs per commit, median of ${ROUNDS} rounds of ≥ ${MS} ms CPU each`,
-  );
-  const f1 = (n: number) => n.toFixed(1);
-  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-  const header = ['workload', 'curve', 'frame B', 'ops', 'full µs', 'full commits/s/core', 'decode', 'CAR+commit', 'inversion', 'signature', 'encode', '@atproto/repo car+sig+invert /s', '@atproto/repo verifyProofs /s'];
+  )
+  const f1 = (n: number) => n.toFixed(1)
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+  const header = [
+    'workload',
+    'curve',
+    'frame B',
+    'ops',
+    'full µs',
+    'full commits/s/core',
+    'decode',
+    'CAR+commit',
+    'inversion',
+    'signature',
+    'encode',
+    '@atproto/repo car+sig+invert /s',
+    '@atproto/repo verifyProofs /s',
+  ]
   const table = rows.map((r) => [
     r.workload,
     r.curve,
@@ -204,10 +219,10 @@ if (JSON_OUT) {
     f1(r.us.encode),
     r.atprotoInvertUs === null ? '-' : fmt(1e6 / r.atprotoInvertUs),
     r.atprotoProofsUs === null ? '-' : fmt(1e6 / r.atprotoProofsUs),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
-  console.log(line(header));
-  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
-  for (const r of table) console.log(line(r));
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)))
+  const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
+  console.log(line(header))
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|')
+  for (const r of table) console.log(line(r))
 }

@@ -41,10 +41,15 @@ export function accountView(a: AccountStatusColumns): AccountView {
 export function inactiveRepoError(view: AccountView): XrpcError | undefined {
   if (view.active) return undefined
   switch (view.status) {
-    case 'takendown': return new XrpcError(403, 'RepoTakendown', 'repo has been taken down')
-    case 'suspended': return new XrpcError(403, 'RepoSuspended', 'repo is suspended')
-    case 'deactivated': return new XrpcError(403, 'RepoDeactivated', 'repo is deactivated')
-    case 'deleted': return new XrpcError(403, 'RepoDeleted', 'repo has been deleted')
-    default: return new XrpcError(403, 'RepoInactive', `account is not active: ${view.status ?? 'inactive'}`)
+    case 'takendown':
+      return new XrpcError(403, 'RepoTakendown', 'repo has been taken down')
+    case 'suspended':
+      return new XrpcError(403, 'RepoSuspended', 'repo is suspended')
+    case 'deactivated':
+      return new XrpcError(403, 'RepoDeactivated', 'repo is deactivated')
+    case 'deleted':
+      return new XrpcError(403, 'RepoDeleted', 'repo has been deleted')
+    default:
+      return new XrpcError(403, 'RepoInactive', `account is not active: ${view.status ?? 'inactive'}`)
   }
 }

@@ -39,12 +39,24 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(payload)
 }
 
-export function sendXrpcError(res: ServerResponse, status: number, error: string, message?: string, headers: Record<string, string> = {}): void {
+export function sendXrpcError(
+  res: ServerResponse,
+  status: number,
+  error: string,
+  message?: string,
+  headers: Record<string, string> = {},
+): void {
   sendJson(res, status, message === undefined ? { error } : { error, message }, headers)
 }
 
 /** Writes an XRPC error as a raw HTTP response on a socket that has not been upgraded. */
-export function rejectUpgrade(socket: Duplex, status: number, error: string, message: string, extraHeaders: Record<string, string> = {}): void {
+export function rejectUpgrade(
+  socket: Duplex,
+  status: number,
+  error: string,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+): void {
   const body = JSON.stringify({ error, message })
   const headers = {
     'content-type': 'application/json; charset=utf-8',
@@ -52,7 +64,9 @@ export function rejectUpgrade(socket: Duplex, status: number, error: string, mes
     connection: 'close',
     ...extraHeaders,
   }
-  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n')
   socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${head}\r\n\r\n${body}`)
 }
 
@@ -164,14 +178,19 @@ export class ApiServer {
       const routes = this.routes.get(url.pathname)
       if (!routes) {
         if (this.upgrades.has(url.pathname)) {
-          return sendXrpcError(res, 426, 'InvalidRequest', 'this endpoint is a WebSocket stream: send an Upgrade request', { upgrade: 'websocket' })
+          return sendXrpcError(res, 426, 'InvalidRequest', 'this endpoint is a WebSocket stream: send an Upgrade request', {
+            upgrade: 'websocket',
+          })
         }
-        if (url.pathname.startsWith('/xrpc/')) return sendXrpcError(res, 501, 'MethodNotImplemented', `method not implemented: ${url.pathname.slice(6)}`)
+        if (url.pathname.startsWith('/xrpc/'))
+          return sendXrpcError(res, 501, 'MethodNotImplemented', `method not implemented: ${url.pathname.slice(6)}`)
         return sendXrpcError(res, 404, 'NotFound', 'not found')
       }
       const route = routes.find((r) => r.method === req.method || (r.method === 'GET' && req.method === 'HEAD'))
       if (!route) {
-        return sendXrpcError(res, 405, 'InvalidRequest', `method ${req.method} not allowed`, { allow: routes.map((r) => r.method).join(', ') })
+        return sendXrpcError(res, 405, 'InvalidRequest', `method ${req.method} not allowed`, {
+          allow: routes.map((r) => r.method).join(', '),
+        })
       }
       await route.handler({ url, req, res })
     } catch (err) {

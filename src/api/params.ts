@@ -7,7 +7,8 @@ import { invalidRequest } from './http.ts'
 
 // Lexicon NSID syntax: a reversed domain authority (≥ 2 labels, first label not starting with a
 // digit) followed by a name segment of letters and digits only, not starting with a digit.
-const NSID_RE = /^[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z][a-zA-Z0-9]{0,62}$/
+const NSID_RE =
+  /^[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z][a-zA-Z0-9]{0,62}$/
 const NSID_MAX = 317
 
 export function isNsid(s: unknown): s is string {

@@ -6,19 +6,19 @@
  * length-first then bytewise (so `t` precedes `op`); @atcute/cbor's encoder does that.
  * Error frames: header {op:-1} with no `t`, body {error, message?}.
  */
-import { encode } from '@atcute/cbor';
+import { encode } from '@atcute/cbor'
 
-const ERROR_HEADER = encode({ op: -1 });
-const INFO_HEADER = encode({ t: '#info', op: 1 });
+const ERROR_HEADER = encode({ op: -1 })
+const INFO_HEADER = encode({ t: '#info', op: 1 })
 
 export function encodeErrorFrame(error: string, message?: string): Buffer {
-  const body = message === undefined ? encode({ error }) : encode({ error, message });
-  return Buffer.concat([ERROR_HEADER, body]);
+  const body = message === undefined ? encode({ error }) : encode({ error, message })
+  return Buffer.concat([ERROR_HEADER, body])
 }
 
 export function encodeInfoFrame(name: string, message?: string): Buffer {
-  const body = message === undefined ? encode({ name }) : encode({ name, message });
-  return Buffer.concat([INFO_HEADER, body]);
+  const body = message === undefined ? encode({ name }) : encode({ name, message })
+  return Buffer.concat([INFO_HEADER, body])
 }
 
 /**
@@ -27,24 +27,24 @@ export function encodeInfoFrame(name: string, message?: string): Buffer {
  */
 export function wsBinaryHeader(len: number): Buffer {
   if (len < 126) {
-    const h = Buffer.allocUnsafe(2);
-    h[0] = 0x82;
-    h[1] = len;
-    return h;
+    const h = Buffer.allocUnsafe(2)
+    h[0] = 0x82
+    h[1] = len
+    return h
   }
   if (len < 65536) {
-    const h = Buffer.allocUnsafe(4);
-    h[0] = 0x82;
-    h[1] = 126;
-    h.writeUInt16BE(len, 2);
-    return h;
+    const h = Buffer.allocUnsafe(4)
+    h[0] = 0x82
+    h[1] = 126
+    h.writeUInt16BE(len, 2)
+    return h
   }
-  const h = Buffer.allocUnsafe(10);
-  h[0] = 0x82;
-  h[1] = 127;
-  h.writeUInt32BE(Math.floor(len / 0x100000000), 2);
-  h.writeUInt32BE(len >>> 0, 6);
-  return h;
+  const h = Buffer.allocUnsafe(10)
+  h[0] = 0x82
+  h[1] = 127
+  h.writeUInt32BE(Math.floor(len / 0x100000000), 2)
+  h.writeUInt32BE(len >>> 0, 6)
+  return h
 }
 
 /**
@@ -52,14 +52,14 @@ export function wsBinaryHeader(len: number): Buffer {
  * consumer socket, so framing cost is paid once per event rather than once per consumer.
  */
 export function wsBinaryMessage(payload: Uint8Array): Buffer {
-  const h = wsBinaryHeader(payload.byteLength);
-  const out = Buffer.allocUnsafe(h.length + payload.byteLength);
-  h.copy(out, 0);
-  out.set(payload, h.length);
-  return out;
+  const h = wsBinaryHeader(payload.byteLength)
+  const out = Buffer.allocUnsafe(h.length + payload.byteLength)
+  h.copy(out, 0)
+  out.set(payload, h.length)
+  return out
 }
 
 /** Length of the WebSocket framing that `wsBinaryMessage` put in front of the payload. */
 export function wsHeaderLength(payloadLen: number): number {
-  return payloadLen < 126 ? 2 : payloadLen < 65536 ? 4 : 10;
+  return payloadLen < 126 ? 2 : payloadLen < 65536 ? 4 : 10
 }

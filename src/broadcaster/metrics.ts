@@ -4,106 +4,130 @@
  * registry at scrape time, so delivering a frame to a consumer costs an addition, not a
  * label-hash lookup.
  */
-import client from 'prom-client';
-import type { Registry } from 'prom-client';
+import client from 'prom-client'
+import type { Registry } from 'prom-client'
 
-export type SendSource = 'live' | 'ring' | 'store';
-export type KickReason = 'too_slow' | 'dead' | 'store_error' | 'shutdown';
-export type RejectReason = 'bad_cursor' | 'ip_limit' | 'method' | 'future_cursor';
-export type ConnectOutcome = 'live' | 'replay_ring' | 'replay_store' | 'outdated';
+export type SendSource = 'live' | 'ring' | 'store'
+export type KickReason = 'too_slow' | 'dead' | 'store_error' | 'shutdown'
+export type RejectReason = 'bad_cursor' | 'ip_limit' | 'method' | 'future_cursor'
+export type ConnectOutcome = 'live' | 'replay_ring' | 'replay_store' | 'outdated'
 
 export class BroadcasterStats {
-  framesSent = { live: 0, ring: 0, store: 0 };
-  bytesSent = { live: 0, ring: 0, store: 0 };
-  storeReads = 0;
-  storeReadErrors = 0;
-  broadcasts = 0;
-  switchedToCatchup = 0;
-  rejoinedLive = 0;
+  framesSent = { live: 0, ring: 0, store: 0 }
+  bytesSent = { live: 0, ring: 0, store: 0 }
+  storeReads = 0
+  storeReadErrors = 0
+  broadcasts = 0
+  switchedToCatchup = 0
+  rejoinedLive = 0
 }
 
 export interface BroadcasterGaugeSource {
-  consumerCounts(): { live: number; catchup: number };
-  ringFrames(): number;
-  ringBytes(): number;
-  ringEvicted(): number;
-  headSeq(): number;
+  consumerCounts(): { live: number; catchup: number }
+  ringFrames(): number
+  ringBytes(): number
+  ringEvicted(): number
+  headSeq(): number
 }
 
 export interface BroadcasterMetrics {
-  kicks: client.Counter<'reason'>;
-  rejects: client.Counter<'reason'>;
-  connects: client.Counter<'outcome'>;
-  lag: client.Histogram<'mode'>;
+  kicks: client.Counter<'reason'>
+  rejects: client.Counter<'reason'>
+  connects: client.Counter<'outcome'>
+  lag: client.Histogram<'mode'>
 }
 
 /** Registers the broadcaster's metrics on `registry`. Call once per registry. */
-export function createBroadcasterMetrics(
-  registry: Registry,
-  stats: BroadcasterStats,
-  src: BroadcasterGaugeSource,
-): BroadcasterMetrics {
-  const registers = [registry];
+export function createBroadcasterMetrics(registry: Registry, stats: BroadcasterStats, src: BroadcasterGaugeSource): BroadcasterMetrics {
+  const registers = [registry]
 
   new client.Gauge({
     name: 'relay_firehose_consumers_connected',
     help: 'Firehose consumers connected',
     registers,
     collect() {
-      const c = src.consumerCounts();
-      this.set(c.live + c.catchup);
+      const c = src.consumerCounts()
+      this.set(c.live + c.catchup)
     },
-  });
+  })
   new client.Gauge({
     name: 'relay_firehose_consumers',
     help: 'Firehose consumers by delivery mode (live pushes vs catch-up from ring/log)',
     labelNames: ['mode'],
     registers,
     collect() {
-      const c = src.consumerCounts();
-      this.set({ mode: 'live' }, c.live);
-      this.set({ mode: 'catchup' }, c.catchup);
+      const c = src.consumerCounts()
+      this.set({ mode: 'live' }, c.live)
+      this.set({ mode: 'catchup' }, c.catchup)
     },
-  });
+  })
 
-  counterFromStats(registers, 'relay_firehose_frames_sent_total', 'Frames written to consumer sockets, by where they were read from', () => stats.framesSent);
-  counterFromStats(registers, 'relay_firehose_bytes_sent_total', 'Bytes (incl. WebSocket framing) written to consumer sockets, by where they were read from', () => stats.bytesSent);
-  counterFromStats(registers, 'relay_firehose_store_reads_total', 'Event-log pages read for catch-up/replay', () => ({ ok: stats.storeReads, error: stats.storeReadErrors }), 'result');
-  counterFromStats(registers, 'relay_firehose_mode_switches_total', 'Consumers moved between live and catch-up', () => ({ to_catchup: stats.switchedToCatchup, to_live: stats.rejoinedLive }), 'direction');
-  counterFromStats(registers, 'relay_firehose_broadcast_frames_total', 'Frames passed to broadcast()', () => ({ all: stats.broadcasts }), null);
+  counterFromStats(
+    registers,
+    'relay_firehose_frames_sent_total',
+    'Frames written to consumer sockets, by where they were read from',
+    () => stats.framesSent,
+  )
+  counterFromStats(
+    registers,
+    'relay_firehose_bytes_sent_total',
+    'Bytes (incl. WebSocket framing) written to consumer sockets, by where they were read from',
+    () => stats.bytesSent,
+  )
+  counterFromStats(
+    registers,
+    'relay_firehose_store_reads_total',
+    'Event-log pages read for catch-up/replay',
+    () => ({ ok: stats.storeReads, error: stats.storeReadErrors }),
+    'result',
+  )
+  counterFromStats(
+    registers,
+    'relay_firehose_mode_switches_total',
+    'Consumers moved between live and catch-up',
+    () => ({ to_catchup: stats.switchedToCatchup, to_live: stats.rejoinedLive }),
+    'direction',
+  )
+  counterFromStats(
+    registers,
+    'relay_firehose_broadcast_frames_total',
+    'Frames passed to broadcast()',
+    () => ({ all: stats.broadcasts }),
+    null,
+  )
 
   new client.Gauge({
     name: 'relay_firehose_ring_frames',
     help: 'Frames held in the broadcast ring buffer',
     registers,
     collect() {
-      this.set(src.ringFrames());
+      this.set(src.ringFrames())
     },
-  });
+  })
   new client.Gauge({
     name: 'relay_firehose_ring_bytes',
     help: 'Bytes held in the broadcast ring buffer',
     registers,
     collect() {
-      this.set(src.ringBytes());
+      this.set(src.ringBytes())
     },
-  });
+  })
   new client.Gauge({
     name: 'relay_firehose_ring_evicted_frames',
     help: 'Frames evicted from the ring buffer since start',
     registers,
     collect() {
-      this.set(src.ringEvicted());
+      this.set(src.ringEvicted())
     },
-  });
+  })
   new client.Gauge({
     name: 'relay_firehose_head_seq',
     help: 'Newest seq broadcast',
     registers,
     collect() {
-      this.set(src.headSeq());
+      this.set(src.headSeq())
     },
-  });
+  })
 
   return {
     kicks: new client.Counter({
@@ -131,7 +155,7 @@ export function createBroadcasterMetrics(
       buckets: [0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000],
       registers,
     }),
-  };
+  }
 }
 
 function counterFromStats(
@@ -141,25 +165,25 @@ function counterFromStats(
   read: () => Record<string, number>,
   label: string | null = 'source',
 ): void {
-  const reported: Record<string, number> = {};
+  const reported: Record<string, number> = {}
   new client.Counter({
     name,
     help,
     labelNames: label ? [label] : [],
     registers,
     collect() {
-      const now = read();
+      const now = read()
       for (const k of Object.keys(now)) {
-        const delta = now[k]! - (reported[k] ?? 0);
+        const delta = now[k]! - (reported[k] ?? 0)
         if (delta > 0) {
-          if (label) this.inc({ [label]: k }, delta);
-          else this.inc(delta);
+          if (label) this.inc({ [label]: k }, delta)
+          else this.inc(delta)
         } else if (reported[k] === undefined) {
-          if (label) this.inc({ [label]: k }, 0);
-          else this.inc(0);
+          if (label) this.inc({ [label]: k }, 0)
+          else this.inc(0)
         }
-        reported[k] = now[k]!;
+        reported[k] = now[k]!
       }
     },
-  });
+  })
 }

@@ -6,12 +6,12 @@
 /** One persisted event, as handed to the broadcaster and as read back from the event log. */
 export interface BroadcastFrame {
   /** Relay seq: strictly increasing across calls to `broadcast()`, safe integer, >= 1. */
-  seq: number;
-  did: string;
+  seq: number
+  did: string
   /** Complete outbound bytes (DAG-CBOR header + body, body includes `seq`). Never mutated. */
-  frame: Uint8Array;
+  frame: Uint8Array
   /** Wall-clock ms when the event was sequenced. */
-  time: number;
+  time: number
 }
 
 /**
@@ -31,19 +31,19 @@ export interface BroadcastFrame {
  *   move it.
  */
 export interface EventLogReader {
-  readRange(afterSeq: number, limit: number): Promise<BroadcastFrame[]>;
-  prunedThrough(): number;
+  readRange(afterSeq: number, limit: number): Promise<BroadcastFrame[]>
+  prunedThrough(): number
 }
 
 /** Minimal logger (pino-compatible subset). */
 export interface BroadcasterLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  debug(obj: object, msg?: string): void
 }
 
 export const noopLogger: BroadcasterLogger = {
   info() {},
   warn() {},
   debug() {},
-};
+}

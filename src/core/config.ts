@@ -35,31 +35,106 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 
 const CORE_OPTIONS = [
   // --- server
-  { key: 'port', env: 'RELAY_PORT', kind: 'int', default: '2470', min: 0, max: 65535, group: 'Server',
-    doc: 'Port of the XRPC API, admin API and consumer WebSocket (`subscribeRepos`). 0 picks a free port.' },
-  { key: 'probePort', env: 'RELAY_PROBE_PORT', kind: 'int', default: '2471', min: 0, max: 65535, group: 'Server',
-    doc: 'Port of `/_healthz`, `/_readyz` and `/metrics`. A separate listener so probes and scrapes never queue behind consumer traffic.' },
-  { key: 'listenHost', env: 'RELAY_LISTEN_HOST', kind: 'string', default: '0.0.0.0', group: 'Server',
-    doc: 'Address both listeners bind to (`::` for dual-stack, `127.0.0.1` for local only).' },
-  { key: 'shutdownTimeout', env: 'RELAY_SHUTDOWN_TIMEOUT', kind: 'duration', default: '20s', min: 1000, group: 'Server',
-    doc: 'Upper bound for a graceful shutdown (flush accepted events and cursors, close consumers, stop embedded Postgres) before the process exits anyway.' },
-  { key: 'logLevel', env: 'RELAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: LOG_LEVELS, group: 'Server',
-    doc: 'Log level. Logs are JSON lines on stdout, human-readable when stdout is a terminal.' },
+  {
+    key: 'port',
+    env: 'RELAY_PORT',
+    kind: 'int',
+    default: '2470',
+    min: 0,
+    max: 65535,
+    group: 'Server',
+    doc: 'Port of the XRPC API, admin API and consumer WebSocket (`subscribeRepos`). 0 picks a free port.',
+  },
+  {
+    key: 'probePort',
+    env: 'RELAY_PROBE_PORT',
+    kind: 'int',
+    default: '2471',
+    min: 0,
+    max: 65535,
+    group: 'Server',
+    doc: 'Port of `/_healthz`, `/_readyz` and `/metrics`. A separate listener so probes and scrapes never queue behind consumer traffic.',
+  },
+  {
+    key: 'listenHost',
+    env: 'RELAY_LISTEN_HOST',
+    kind: 'string',
+    default: '0.0.0.0',
+    group: 'Server',
+    doc: 'Address both listeners bind to (`::` for dual-stack, `127.0.0.1` for local only).',
+  },
+  {
+    key: 'shutdownTimeout',
+    env: 'RELAY_SHUTDOWN_TIMEOUT',
+    kind: 'duration',
+    default: '20s',
+    min: 1000,
+    group: 'Server',
+    doc: 'Upper bound for a graceful shutdown (flush accepted events and cursors, close consumers, stop embedded Postgres) before the process exits anyway.',
+  },
+  {
+    key: 'logLevel',
+    env: 'RELAY_LOG_LEVEL',
+    kind: 'enum',
+    default: 'info',
+    choices: LOG_LEVELS,
+    group: 'Server',
+    doc: 'Log level. Logs are JSON lines on stdout, human-readable when stdout is a terminal.',
+  },
   // --- storage
-  { key: 'databaseUrl', env: 'DATABASE_URL', envAliases: ['RELAY_DATABASE_URL'], kind: 'url', group: 'Storage', secret: true,
-    doc: 'PostgreSQL connection URL (`postgres://user:pass@host:5432/db`). When unset the relay starts an embedded PostgreSQL under `RELAY_DATA_DIR` and stops it on exit.' },
-  { key: 'dataDir', env: 'RELAY_DATA_DIR', kind: 'string', default: './data', group: 'Storage',
-    doc: 'Directory for the embedded PostgreSQL cluster (`<dir>/postgres`). Unused when `DATABASE_URL` is set. Must be on a persistent volume: losing it loses the event log and the relay seq.' },
-  { key: 'dbPoolSize', env: 'RELAY_DB_POOL_SIZE', kind: 'int', default: '10', min: 2, max: 500, group: 'Storage',
-    doc: 'Maximum connections in the main thread\'s Postgres pool (probes use one more connection of their own).' },
+  {
+    key: 'databaseUrl',
+    env: 'DATABASE_URL',
+    envAliases: ['RELAY_DATABASE_URL'],
+    kind: 'url',
+    group: 'Storage',
+    secret: true,
+    doc: 'PostgreSQL connection URL (`postgres://user:pass@host:5432/db`). When unset the relay starts an embedded PostgreSQL under `RELAY_DATA_DIR` and stops it on exit.',
+  },
+  {
+    key: 'dataDir',
+    env: 'RELAY_DATA_DIR',
+    kind: 'string',
+    default: './data',
+    group: 'Storage',
+    doc: 'Directory for the embedded PostgreSQL cluster (`<dir>/postgres`). Unused when `DATABASE_URL` is set. Must be on a persistent volume: losing it loses the event log and the relay seq.',
+  },
+  {
+    key: 'dbPoolSize',
+    env: 'RELAY_DB_POOL_SIZE',
+    kind: 'int',
+    default: '10',
+    min: 2,
+    max: 500,
+    group: 'Storage',
+    doc: "Maximum connections in the main thread's Postgres pool (probes use one more connection of their own).",
+  },
   // --- identity and hosts
-  { key: 'plcUrl', env: 'RELAY_PLC_URL', kind: 'url', default: 'https://plc.directory', group: 'Identity and hosts',
-    doc: 'PLC directory used to resolve `did:plc` identities.' },
-  { key: 'allowInsecureHosts', env: 'RELAY_ALLOW_INSECURE_HOSTS', kind: 'bool', default: 'false', group: 'Identity and hosts',
-    doc: 'Development mode: allow `ws://`/`http://` upstreams, `localhost:PORT` hosts and loopback/private addresses for every outbound dial. Never enable in production: it disables SSRF protection.' },
+  {
+    key: 'plcUrl',
+    env: 'RELAY_PLC_URL',
+    kind: 'url',
+    default: 'https://plc.directory',
+    group: 'Identity and hosts',
+    doc: 'PLC directory used to resolve `did:plc` identities.',
+  },
+  {
+    key: 'allowInsecureHosts',
+    env: 'RELAY_ALLOW_INSECURE_HOSTS',
+    kind: 'bool',
+    default: 'false',
+    group: 'Identity and hosts',
+    doc: 'Development mode: allow `ws://`/`http://` upstreams, `localhost:PORT` hosts and loopback/private addresses for every outbound dial. Never enable in production: it disables SSRF protection.',
+  },
   // --- admin
-  { key: 'adminPassword', env: 'RELAY_ADMIN_PASSWORD', kind: 'string', group: 'Admin', secret: true,
-    doc: 'Password of the admin API (HTTP Basic user `admin`, or `Authorization: Bearer <password>`). When unset the admin API is disabled.' },
+  {
+    key: 'adminPassword',
+    env: 'RELAY_ADMIN_PASSWORD',
+    kind: 'string',
+    group: 'Admin',
+    secret: true,
+    doc: 'Password of the admin API (HTTP Basic user `admin`, or `Authorization: Bearer <password>`). When unset the admin API is disabled.',
+  },
 ] as const satisfies readonly OptionSpec[]
 
 /** Every option, in documentation order; each stage declares its own in src/<stage>/options.ts. */
@@ -74,11 +149,13 @@ export const OPTIONS = [
 ] as const
 
 type Spec = (typeof OPTIONS)[number]
-type ValueOf<S extends OptionSpec> =
-  S['kind'] extends 'int' | 'duration' | 'bytes' ? number
-  : S['kind'] extends 'bool' ? boolean
-  : S['kind'] extends 'list' ? string[]
-  : string
+type ValueOf<S extends OptionSpec> = S['kind'] extends 'int' | 'duration' | 'bytes'
+  ? number
+  : S['kind'] extends 'bool'
+    ? boolean
+    : S['kind'] extends 'list'
+      ? string[]
+      : string
 
 type Required<S extends OptionSpec> = S extends { default: string } ? ValueOf<S> : ValueOf<S> | undefined
 
@@ -94,7 +171,14 @@ export function flagName(key: string): string {
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 const BYTE_UNITS: Record<string, number> = {
-  '': 1, b: 1, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
+  '': 1,
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
 }
 
 /** "90s", "1h30m", "250ms", or a bare number of milliseconds. */
@@ -123,14 +207,22 @@ export function parseBytes(text: string): number | undefined {
 
 function describeForm(spec: OptionSpec): string {
   switch (spec.kind) {
-    case 'int': return `an integer${range(spec)}`
-    case 'bool': return 'true or false'
-    case 'duration': return `a duration such as 500ms, 30s, 5m, 72h${spec.min !== undefined ? ` (at least ${spec.min} ms)` : ''}`
-    case 'bytes': return `a size such as 65536, 512KiB, 32MiB${range(spec)}`
-    case 'url': return 'an absolute URL'
-    case 'list': return 'a comma-separated list'
-    case 'enum': return `one of ${spec.choices!.join(', ')}`
-    default: return 'a string'
+    case 'int':
+      return `an integer${range(spec)}`
+    case 'bool':
+      return 'true or false'
+    case 'duration':
+      return `a duration such as 500ms, 30s, 5m, 72h${spec.min !== undefined ? ` (at least ${spec.min} ms)` : ''}`
+    case 'bytes':
+      return `a size such as 65536, 512KiB, 32MiB${range(spec)}`
+    case 'url':
+      return 'an absolute URL'
+    case 'list':
+      return 'a comma-separated list'
+    case 'enum':
+      return `one of ${spec.choices!.join(', ')}`
+    default:
+      return 'a string'
   }
 }
 
@@ -180,7 +272,10 @@ function parseValue(spec: OptionSpec, raw: string, source: string): unknown {
     case 'enum':
       return spec.choices!.includes(raw.trim()) ? raw.trim() : fail()
     case 'list':
-      return raw.split(',').map((s) => s.trim()).filter(Boolean)
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
     default:
       return raw
   }

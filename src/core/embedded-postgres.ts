@@ -98,7 +98,9 @@ function assertTraversable(dir: string, ids: RunAs): void {
     const st = statSync(d)
     const canEnter = st.uid === ids.uid ? st.mode & 0o100 : st.gid === ids.gid ? st.mode & 0o010 : st.mode & 0o001
     if (!canEnter) {
-      throw new Error(`embedded postgres runs as user "postgres", which cannot enter ${d} (mode ${(st.mode & 0o777).toString(8)}); choose a RELAY_DATA_DIR outside it or run the relay as a non-root user`)
+      throw new Error(
+        `embedded postgres runs as user "postgres", which cannot enter ${d} (mode ${(st.mode & 0o777).toString(8)}); choose a RELAY_DATA_DIR outside it or run the relay as a non-root user`,
+      )
     }
     if (d === path.dirname(d)) return
   }

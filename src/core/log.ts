@@ -16,7 +16,10 @@ export function createLogger(level: string, opts: { pretty?: boolean } = {}): Lo
   }
   const pretty = opts.pretty ?? Boolean(process.stdout.isTTY)
   if (pretty && canPrettyPrint()) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,svc' } } })
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,svc' } },
+    })
   }
   return pino(options)
 }

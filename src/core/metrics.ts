@@ -25,7 +25,9 @@ function gitCommit(): string | undefined {
     if (!head.startsWith('ref: ')) return head.slice(0, 12)
     const ref = head.slice(5)
     try {
-      return readFileSync(ROOT + '.git/' + ref, 'utf8').trim().slice(0, 12)
+      return readFileSync(ROOT + '.git/' + ref, 'utf8')
+        .trim()
+        .slice(0, 12)
     } catch {
       const packed = readFileSync(ROOT + '.git/packed-refs', 'utf8')
       const line = packed.split('\n').find((l) => l.endsWith(' ' + ref))

@@ -52,7 +52,12 @@ export function databaseCheck(conn: ConnectionSettings, expectedVersion: number,
   let client: pg.Client | undefined
   let connecting: Promise<pg.Client> | undefined
   const connect = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ ...toClientConfig(conn), connectionTimeoutMillis: 1_500, application_name: 'relay-probe', query_timeout: 1_500 })
+    const c = new pg.Client({
+      ...toClientConfig(conn),
+      connectionTimeoutMillis: 1_500,
+      application_name: 'relay-probe',
+      query_timeout: 1_500,
+    })
     c.on('error', (err) => {
       log.debug({ err: err.message }, 'probe database connection error')
       if (client === c) client = undefined
@@ -67,7 +72,8 @@ export function databaseCheck(conn: ConnectionSettings, expectedVersion: number,
         client = await connecting
       }
       const version = await appliedVersion(client)
-      if (version < expectedVersion) return { ok: false, reason: `migrations not applied (schema version ${version}, need ${expectedVersion})` }
+      if (version < expectedVersion)
+        return { ok: false, reason: `migrations not applied (schema version ${version}, need ${expectedVersion})` }
       return { ok: true }
     } catch (err) {
       const c = client

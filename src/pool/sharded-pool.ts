@@ -100,22 +100,47 @@ export class ShardedPool<Meta, Result> {
     const shards = this.shards
     this.metrics = {
       queueBytes: new Gauge({
-        name: 'relay_pool_queue_bytes', help: 'Frame bytes queued or in flight per worker shard', labelNames: ['shard'], registers: [r],
+        name: 'relay_pool_queue_bytes',
+        help: 'Frame bytes queued or in flight per worker shard',
+        labelNames: ['shard'],
+        registers: [r],
         collect() {
           for (const s of shards) this.set({ shard: String(s.index) }, s.queuedBytes)
         },
       }),
       queueFrames: new Gauge({
-        name: 'relay_pool_queue_frames', help: 'Frames waiting for a worker per shard (excluding the batch in flight)', labelNames: ['shard'], registers: [r],
+        name: 'relay_pool_queue_frames',
+        help: 'Frames waiting for a worker per shard (excluding the batch in flight)',
+        labelNames: ['shard'],
+        registers: [r],
         collect() {
           for (const s of shards) this.set({ shard: String(s.index) }, s.queued.length)
         },
       }),
       queueLimit: new Gauge({ name: 'relay_pool_queue_limit_bytes', help: 'Byte cap per worker shard', registers: [r] }),
-      backpressure: new Counter({ name: 'relay_pool_backpressure_total', help: 'Times a submitter had to wait for room in a full shard queue', labelNames: ['shard'], registers: [r] }),
-      batchFrames: new Histogram({ name: 'relay_pool_batch_frames', help: 'Frames per worker task', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], registers: [r] }),
-      taskSeconds: new Histogram({ name: 'relay_pool_task_seconds', help: 'Worker task duration', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [r] }),
-      crashes: new Counter({ name: 'relay_pool_task_failures_total', help: 'Worker tasks that failed (crash or thrown error); frames are retried alone once', registers: [r] }),
+      backpressure: new Counter({
+        name: 'relay_pool_backpressure_total',
+        help: 'Times a submitter had to wait for room in a full shard queue',
+        labelNames: ['shard'],
+        registers: [r],
+      }),
+      batchFrames: new Histogram({
+        name: 'relay_pool_batch_frames',
+        help: 'Frames per worker task',
+        buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+        registers: [r],
+      }),
+      taskSeconds: new Histogram({
+        name: 'relay_pool_task_seconds',
+        help: 'Worker task duration',
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [r],
+      }),
+      crashes: new Counter({
+        name: 'relay_pool_task_failures_total',
+        help: 'Worker tasks that failed (crash or thrown error); frames are retried alone once',
+        registers: [r],
+      }),
     }
     this.metrics.queueLimit.set(opts.maxQueueBytes)
   }

@@ -37,8 +37,15 @@ const COLUMNS = 'uid, did, host_id, status, upstream_status, rev, commit_cid, da
 
 function toState(r: Row): AccountState {
   return {
-    uid: r.uid, did: r.did, hostId: r.host_id, status: r.status, upstreamStatus: r.upstream_status,
-    rev: r.rev, commitCid: r.commit_cid, dataCid: r.data_cid, desynchronized: r.desynchronized,
+    uid: r.uid,
+    did: r.did,
+    hostId: r.host_id,
+    status: r.status,
+    upstreamStatus: r.upstream_status,
+    rev: r.rev,
+    commitCid: r.commit_cid,
+    dataCid: r.data_cid,
+    desynchronized: r.desynchronized,
   }
 }
 

@@ -112,7 +112,10 @@ export class EventLog {
   async readAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
     const n = Math.max(0, Math.min(Math.floor(limit), this.maxReadLimit))
     if (n === 0) return []
-    const { rows } = await this.db.query<Row>(`SELECT ${READ_COLUMNS} FROM event WHERE seq > $1 ORDER BY seq LIMIT $2`, [Math.max(-1, Math.floor(afterSeq)), n])
+    const { rows } = await this.db.query<Row>(`SELECT ${READ_COLUMNS} FROM event WHERE seq > $1 ORDER BY seq LIMIT $2`, [
+      Math.max(-1, Math.floor(afterSeq)),
+      n,
+    ])
     return rows.map(toStored)
   }
 

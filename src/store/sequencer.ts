@@ -192,7 +192,8 @@ export class Sequencer {
     this.db = opts.db
     this.log = opts.log
     this.initialSeq = opts.initialSeq ?? 1
-    if (!Number.isSafeInteger(this.initialSeq) || this.initialSeq < 1) throw new RangeError(`initialSeq must be a positive safe integer: ${opts.initialSeq}`)
+    if (!Number.isSafeInteger(this.initialSeq) || this.initialSeq < 1)
+      throw new RangeError(`initialSeq must be a positive safe integer: ${opts.initialSeq}`)
     this.maxBatchEvents = Math.max(1, Math.min(opts.maxBatchEvents ?? 1000, MAX_STATEMENT_ROWS))
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 16 * 1024 * 1024)
     this.maxBatchDelayMs = Math.max(0, opts.maxBatchDelayMs ?? 5)
@@ -426,7 +427,15 @@ export class Sequencer {
         break
       }
       const { ev } = p
-      events.push({ seq, did: ev.did, kind: ev.kind, frame: spliceSeq(ev.frame, ev.seqOffset, seq), time, hostId: ev.hostId, upstreamSeq: ev.upstreamSeq })
+      events.push({
+        seq,
+        did: ev.did,
+        kind: ev.kind,
+        frame: spliceSeq(ev.frame, ev.seqOffset, seq),
+        time,
+        hostId: ev.hostId,
+        upstreamSeq: ev.upstreamSeq,
+      })
       if (ev.hostId !== undefined && ev.upstreamSeq !== undefined) {
         let list = seqsByHost.get(ev.hostId)
         if (!list) seqsByHost.set(ev.hostId, (list = []))
@@ -453,7 +462,11 @@ export class Sequencer {
         if (!already) await this.writeBatch(batch, cursors)
         commitMs = performance.now() - t0
         this.metrics.commitSeconds.observe(commitMs / 1000)
-        if (attempt > 0) this.log.info({ attempt, firstSeq: batch.firstSeq, downMs: Math.round(performance.now() - failingSince), recovered: already }, 'event batch committed after retries')
+        if (attempt > 0)
+          this.log.info(
+            { attempt, firstSeq: batch.firstSeq, downMs: Math.round(performance.now() - failingSince), recovered: already },
+            'event batch committed after retries',
+          )
         break
       } catch (err) {
         attempt++
@@ -463,7 +476,10 @@ export class Sequencer {
         const delay = backoff(attempt, this.retryInitialMs, this.retryMaxMs)
         // One line per failure would flood the log during an outage: first, then every 10th.
         if (attempt === 1 || attempt % 10 === 0) {
-          this.log.warn({ err: errMessage(err), attempt, firstSeq: batch.firstSeq, events: batch.events.length, retryInMs: delay }, 'event batch failed; retrying (ingest waits)')
+          this.log.warn(
+            { err: errMessage(err), attempt, firstSeq: batch.firstSeq, events: batch.events.length, retryInMs: delay },
+            'event batch failed; retrying (ingest waits)',
+          )
         }
         await sleep(delay)
       }
@@ -497,7 +513,7 @@ export class Sequencer {
     this.committed += batch.entries.length
     if (this.flushTargets.length) {
       const still: typeof this.flushTargets = []
-      for (const f of this.flushTargets) (this.committed >= f.target ? f.resolve() : still.push(f))
+      for (const f of this.flushTargets) this.committed >= f.target ? f.resolve() : still.push(f)
       this.flushTargets = still
     }
     if (this.roomWaiters.length) {
@@ -561,7 +577,10 @@ export class Sequencer {
     const repo = mergeRepoStates(batch.entries)
     const deltas = mergeCollectionDeltas(batch.entries)
     const negative = deltas.filter((d) => d.delta < 0)
-    const main = this.insertMethod === 'unnest' ? mainStatementUnnest(batch, repo, deltas, cursors) : this.mainStatementValues(batch, repo, deltas, cursors)
+    const main =
+      this.insertMethod === 'unnest'
+        ? mainStatementUnnest(batch, repo, deltas, cursors)
+        : this.mainStatementValues(batch, repo, deltas, cursors)
     const client = await this.db.connect()
     // node-postgres also emits 'error' on a checked-out client whose connection drops; without a
     // listener that is an uncaught exception. The failing query rejects too, which is what we act on.
@@ -643,7 +662,11 @@ export class Sequencer {
   /** Did an earlier attempt of this batch commit? Compares stored bytes, so a foreign writer is noticed. */
   private async batchCommitted(batch: Batch): Promise<boolean> {
     const { rows } = await this.db.query<{ seq: number; frame: Buffer }>(
-      timed('SELECT seq, frame FROM event WHERE seq BETWEEN $1 AND $2 ORDER BY seq LIMIT 1', [batch.firstSeq, batch.lastSeq], this.queryTimeoutMs),
+      timed(
+        'SELECT seq, frame FROM event WHERE seq BETWEEN $1 AND $2 ORDER BY seq LIMIT 1',
+        [batch.firstSeq, batch.lastSeq],
+        this.queryTimeoutMs,
+      ),
     )
     const row = rows[0]
     if (!row) return false
@@ -816,10 +839,14 @@ export function checkEvent(ev: AcceptedEvent): { reason: string; message: string
   const s = ev.repoState
   if (s !== undefined) {
     for (const v of [s.rev, s.commitCid, s.dataCid]) {
-      if (typeof v !== 'string' || v.length === 0 || hasNul(v)) return { reason: 'repo_state', message: 'repoState fields must be non-empty strings without NUL' }
+      if (typeof v !== 'string' || v.length === 0 || hasNul(v))
+        return { reason: 'repo_state', message: 'repoState fields must be non-empty strings without NUL' }
     }
   }
-  if ((ev.hostId !== undefined || ev.upstreamSeq !== undefined) && !(Number.isSafeInteger(ev.hostId) && Number.isSafeInteger(ev.upstreamSeq))) {
+  if (
+    (ev.hostId !== undefined || ev.upstreamSeq !== undefined) &&
+    !(Number.isSafeInteger(ev.hostId) && Number.isSafeInteger(ev.upstreamSeq))
+  ) {
     return { reason: 'upstream', message: 'hostId and upstreamSeq must both be safe integers when given' }
   }
   if (ev.collectionDeltas !== undefined) {

@@ -13,19 +13,19 @@
 
 export interface BackoffPolicy {
   /** first retry delay ceiling */
-  baseMs: number;
+  baseMs: number
   /** maximum retry delay ceiling while still "connecting" */
-  capMs: number;
+  capMs: number
   /** consecutive failures after which the host is reported offline */
-  offlineAfter: number;
+  offlineAfter: number
   /** retry interval once offline (jittered ±10%) */
-  offlineRetryMs: number;
+  offlineRetryMs: number
   /** a connection must stay up this long ... */
-  healthyUptimeMs: number;
+  healthyUptimeMs: number
   /** ... and deliver at least this many events to reset the failure count */
-  healthyEvents: number;
+  healthyEvents: number
   /** delay ceiling after a ConsumerTooSlow kick (its own small exponential, not counted) */
-  kickBaseMs: number;
+  kickBaseMs: number
 }
 
 export const DEFAULT_BACKOFF: Readonly<BackoffPolicy> = {
@@ -36,7 +36,7 @@ export const DEFAULT_BACKOFF: Readonly<BackoffPolicy> = {
   healthyUptimeMs: 30_000,
   healthyEvents: 1,
   kickBaseMs: 250,
-};
+}
 
 export type DisconnectKind =
   /** dial / TLS / handshake failed, or HTTP error on upgrade */
@@ -44,98 +44,97 @@ export type DisconnectKind =
   /** the connection opened and later closed or errored (incl. ping timeout, framing error) */
   | 'dropped'
   /** upstream sent ConsumerTooSlow (or closed) while our socket was paused by our backpressure */
-  | 'kicked-while-paused';
+  | 'kicked-while-paused'
 
 export type ReconnectDecision =
   | { action: 'retry'; delayMs: number; failures: number }
   /** consecutive failures reached `offlineAfter`: mark the host offline, try again after delayMs */
-  | { action: 'offline'; delayMs: number; failures: number };
+  | { action: 'offline'; delayMs: number; failures: number }
 
 export class ReconnectBackoff {
-  readonly policy: BackoffPolicy;
-  private readonly random: () => number;
-  private failures = 0;
-  private kicks = 0;
-  private connectedAt: number | null = null;
-  private events = 0;
+  readonly policy: BackoffPolicy
+  private readonly random: () => number
+  private failures = 0
+  private kicks = 0
+  private connectedAt: number | null = null
+  private events = 0
 
   constructor(policy: Partial<BackoffPolicy> = {}, random: () => number = Math.random) {
-    this.policy = { ...DEFAULT_BACKOFF, ...policy };
-    if (this.policy.baseMs <= 0 || this.policy.capMs < this.policy.baseMs) throw new RangeError('invalid backoff base/cap');
-    if (!(this.policy.offlineAfter >= 1)) throw new RangeError('offlineAfter must be >= 1');
-    this.random = random;
+    this.policy = { ...DEFAULT_BACKOFF, ...policy }
+    if (this.policy.baseMs <= 0 || this.policy.capMs < this.policy.baseMs) throw new RangeError('invalid backoff base/cap')
+    if (!(this.policy.offlineAfter >= 1)) throw new RangeError('offlineAfter must be >= 1')
+    this.random = random
   }
 
   /** Consecutive failures so far (for the host row / metrics). */
   get consecutiveFailures(): number {
-    return this.failures;
+    return this.failures
   }
 
   get isOffline(): boolean {
-    return this.failures >= this.policy.offlineAfter;
+    return this.failures >= this.policy.offlineAfter
   }
 
   /** The WebSocket opened (upgrade succeeded). */
   onConnected(now: number): void {
-    this.connectedAt = now;
-    this.events = 0;
+    this.connectedAt = now
+    this.events = 0
   }
 
   /** An event was accepted from the current connection (call cheaply, per frame). */
   onEvent(): void {
-    this.events++;
+    this.events++
   }
 
   /** Forget all failures (admin requestCrawl revives an offline host). */
   reset(): void {
-    this.failures = 0;
-    this.kicks = 0;
+    this.failures = 0
+    this.kicks = 0
   }
 
   /** The connection ended (or never started); what next? */
   onDisconnect(kind: DisconnectKind, now: number): ReconnectDecision {
-    const p = this.policy;
-    const healthy =
-      this.connectedAt !== null && now - this.connectedAt >= p.healthyUptimeMs && this.events >= p.healthyEvents;
-    this.connectedAt = null;
-    this.events = 0;
+    const p = this.policy
+    const healthy = this.connectedAt !== null && now - this.connectedAt >= p.healthyUptimeMs && this.events >= p.healthyEvents
+    this.connectedAt = null
+    this.events = 0
 
     if (healthy) {
       // A connection that did real work proves the host is fine: start over.
-      this.failures = 0;
-      this.kicks = 0;
+      this.failures = 0
+      this.kicks = 0
     }
 
     if (kind === 'kicked-while-paused') {
       // Not the host's fault; reconnect soon, but don't let a kick loop hammer it either.
-      const ceiling = Math.min(p.capMs, p.kickBaseMs * 2 ** Math.min(this.kicks, 30));
-      this.kicks++;
-      return { action: 'retry', delayMs: this.jitter(ceiling), failures: this.failures };
+      const ceiling = Math.min(p.capMs, p.kickBaseMs * 2 ** Math.min(this.kicks, 30))
+      this.kicks++
+      return { action: 'retry', delayMs: this.jitter(ceiling), failures: this.failures }
     }
 
     if (healthy) {
       // Dropped after a good run: redial promptly (still jittered, to spread a mass disconnect).
-      return { action: 'retry', delayMs: this.jitter(p.baseMs), failures: 0 };
+      return { action: 'retry', delayMs: this.jitter(p.baseMs), failures: 0 }
     }
 
-    this.failures++;
+    this.failures++
     if (this.failures >= p.offlineAfter) {
-      const d = p.offlineRetryMs * (0.9 + 0.2 * this.rand());
-      return { action: 'offline', delayMs: Math.round(d), failures: this.failures };
+      const d = p.offlineRetryMs * (0.9 + 0.2 * this.rand())
+      return { action: 'offline', delayMs: Math.round(d), failures: this.failures }
     }
-    const ceiling = Math.min(p.capMs, p.baseMs * 2 ** (this.failures - 1));
-    return { action: 'retry', delayMs: this.jitter(ceiling), failures: this.failures };
+    const ceiling = Math.min(p.capMs, p.baseMs * 2 ** (this.failures - 1))
+    return { action: 'retry', delayMs: this.jitter(ceiling), failures: this.failures }
   }
 
   /** Full jitter: uniform in [0, ceiling]. */
   private jitter(ceiling: number): number {
-    return Math.round(this.rand() * ceiling);
+    return Math.round(this.rand() * ceiling)
   }
 
   private rand(): number {
-    const r = this.random();
+    const r = this.random()
     // A misbehaving injected source must not produce negative or NaN delays.
-    return Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0.5;
+    return Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0.5
   }
 }
 
@@ -146,13 +145,13 @@ export class ReconnectBackoff {
  * in [i*slot, (i+1)*slot), so the order of the input list is kept.
  */
 export function startupStagger(count: number, windowMs: number, random: () => number = Math.random): number[] {
-  if (count <= 0) return [];
-  const slot = windowMs / count;
-  const out = new Array<number>(count);
+  if (count <= 0) return []
+  const slot = windowMs / count
+  const out = new Array<number>(count)
   for (let i = 0; i < count; i++) {
-    const r = random();
-    const j = Number.isFinite(r) ? Math.min(Math.max(r, 0), 0.999999) : 0;
-    out[i] = Math.floor(i * slot + j * slot);
+    const r = random()
+    const j = Number.isFinite(r) ? Math.min(Math.max(r, 0), 0.999999) : 0
+    out[i] = Math.floor(i * slot + j * slot)
   }
-  return out;
+  return out
 }

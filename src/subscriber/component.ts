@@ -81,7 +81,11 @@ export function createSubscriberComponent(ctx: Ctx, sink: IngestSink, opts: Subs
     newHostsPerDay: async () => config.newHostsPerDayLimit,
   }
   let manager!: SubscriberManager
-  const metrics = new SubscriberMetrics(ctx.registry, () => manager.stats(), () => cursors.totalInFlight())
+  const metrics = new SubscriberMetrics(
+    ctx.registry,
+    () => manager.stats(),
+    () => cursors.totalInFlight(),
+  )
   manager = new SubscriberManager({
     hosts,
     sink,

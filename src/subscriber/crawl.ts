@@ -152,7 +152,7 @@ export class Crawler {
         }
       }
     } catch (err) {
-      const e = (err as { cause?: unknown }).cause instanceof SsrfError ? ((err as { cause: SsrfError }).cause) : err
+      const e = (err as { cause?: unknown }).cause instanceof SsrfError ? (err as { cause: SsrfError }).cause : err
       if (e instanceof SsrfError) {
         if (e.reason === 'unresolvable') throw new XrpcError(400, 'HostNotFound', `host server unreachable: ${e.message}`)
         throw invalidRequest(`host is not allowed: ${e.message}`)
@@ -169,5 +169,9 @@ export class Crawler {
 }
 
 function dailyLimitError(limit: number): XrpcError {
-  return new XrpcError(429, 'RateLimitExceeded', `this relay admits at most ${limit} new hosts per day through requestCrawl; try again later`)
+  return new XrpcError(
+    429,
+    'RateLimitExceeded',
+    `this relay admits at most ${limit} new hosts per day through requestCrawl; try again later`,
+  )
 }

@@ -21,42 +21,42 @@ export type RegisterResult =
   /** lower than the last registered one: upstream went backwards, drop and count */
   | 'decreasing'
   /** hard cap reached: caller must stop reading (pause) until frames complete */
-  | 'full';
+  | 'full'
 
 export interface CursorTrackerOptions {
   /** default 1,000,000 in-flight frames */
-  maxInFlight?: number;
+  maxInFlight?: number
 }
 
 export class CursorTracker {
-  private seqs: Float64Array;
-  private done: Uint8Array;
-  private head = 0; // index of the oldest in-flight frame
-  private size = 0;
-  private readonly maxInFlight: number;
-  private last: number | null;
-  private safe: number | null;
+  private seqs: Float64Array
+  private done: Uint8Array
+  private head = 0 // index of the oldest in-flight frame
+  private size = 0
+  private readonly maxInFlight: number
+  private last: number | null
+  private safe: number | null
 
   /**
    * @param initialCursor the cursor the connection was opened with (the saved host cursor), or
    *   null for a new host started at the live head. It is the safe cursor until frames complete.
    */
   constructor(initialCursor: number | null, opts: CursorTrackerOptions = {}) {
-    this.maxInFlight = opts.maxInFlight ?? 1_000_000;
-    this.seqs = new Float64Array(64);
-    this.done = new Uint8Array(64);
-    this.last = initialCursor;
-    this.safe = initialCursor;
+    this.maxInFlight = opts.maxInFlight ?? 1_000_000
+    this.seqs = new Float64Array(64)
+    this.done = new Uint8Array(64)
+    this.last = initialCursor
+    this.safe = initialCursor
   }
 
   /** Frames registered and not yet done. */
   get inFlight(): number {
-    return this.size;
+    return this.size
   }
 
   /** Highest seq registered so far (the cursor to reconnect with while this process lives). */
   get lastSeq(): number | null {
-    return this.last;
+    return this.last
   }
 
   /**
@@ -65,17 +65,17 @@ export class CursorTracker {
    */
   register(seq: number): RegisterResult {
     if (this.last !== null) {
-      if (seq === this.last) return 'duplicate';
-      if (seq < this.last) return 'decreasing';
+      if (seq === this.last) return 'duplicate'
+      if (seq < this.last) return 'decreasing'
     }
-    if (this.size >= this.maxInFlight) return 'full';
-    if (this.size === this.seqs.length) this.grow();
-    const i = (this.head + this.size) % this.seqs.length;
-    this.seqs[i] = seq;
-    this.done[i] = 0;
-    this.size++;
-    this.last = seq;
-    return 'ok';
+    if (this.size >= this.maxInFlight) return 'full'
+    if (this.size === this.seqs.length) this.grow()
+    const i = (this.head + this.size) % this.seqs.length
+    this.seqs[i] = seq
+    this.done[i] = 0
+    this.size++
+    this.last = seq
+    return 'ok'
   }
 
   /**
@@ -84,21 +84,21 @@ export class CursorTracker {
    * indicates a caller bug and should be counted, not thrown.
    */
   markDone(seq: number): boolean {
-    const idx = this.find(seq);
-    if (idx < 0) return false;
-    const i = (this.head + idx) % this.seqs.length;
-    if (this.done[i] === 1) return false;
-    this.done[i] = 1;
+    const idx = this.find(seq)
+    if (idx < 0) return false
+    const i = (this.head + idx) % this.seqs.length
+    if (this.done[i] === 1) return false
+    this.done[i] = 1
     // Advance past the completed prefix; amortised O(1) per frame.
     if (idx === 0) {
-      const cap = this.seqs.length;
+      const cap = this.seqs.length
       while (this.size > 0 && this.done[this.head] === 1) {
-        this.safe = this.seqs[this.head]!;
-        this.head = (this.head + 1) % cap;
-        this.size--;
+        this.safe = this.seqs[this.head]!
+        this.head = (this.head + 1) % cap
+        this.size--
       }
     }
-    return true;
+    return true
   }
 
   /**
@@ -107,7 +107,7 @@ export class CursorTracker {
    * the last registered seq.
    */
   safeCursor(): number | null {
-    return this.safe;
+    return this.safe
   }
 
   /**
@@ -116,20 +116,20 @@ export class CursorTracker {
    * length of the prefix that would complete (plus building the set).
    */
   safeCursorIf(seqs: readonly number[]): number | null {
-    if (this.size === 0 || seqs.length === 0) return this.safe;
-    const cap = this.seqs.length;
-    let extra: Set<number> | null = null;
-    let safe = this.safe;
+    if (this.size === 0 || seqs.length === 0) return this.safe
+    const cap = this.seqs.length
+    let extra: Set<number> | null = null
+    let safe = this.safe
     for (let k = 0; k < this.size; k++) {
-      const i = (this.head + k) % cap;
-      const seq = this.seqs[i]!;
+      const i = (this.head + k) % cap
+      const seq = this.seqs[i]!
       if (this.done[i] !== 1) {
-        extra ??= new Set(seqs);
-        if (!extra.has(seq)) break;
+        extra ??= new Set(seqs)
+        if (!extra.has(seq)) break
       }
-      safe = seq;
+      safe = seq
     }
-    return safe;
+    return safe
   }
 
   /**
@@ -141,38 +141,38 @@ export class CursorTracker {
    * waits for the in-flight count to reach zero first (it is already paused/disconnected).
    */
   resetTo(baseline: number | null): void {
-    if (this.size !== 0) throw new Error('CursorTracker.resetTo with frames still in flight');
-    this.head = 0;
-    this.last = baseline;
-    this.safe = baseline;
+    if (this.size !== 0) throw new Error('CursorTracker.resetTo with frames still in flight')
+    this.head = 0
+    this.last = baseline
+    this.safe = baseline
   }
 
   /** Binary search over the ring (seqs are strictly increasing from head). */
   private find(seq: number): number {
-    let lo = 0;
-    let hi = this.size - 1;
-    const cap = this.seqs.length;
+    let lo = 0
+    let hi = this.size - 1
+    const cap = this.seqs.length
     while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.seqs[(this.head + mid) % cap]!;
-      if (v === seq) return mid;
-      if (v < seq) lo = mid + 1;
-      else hi = mid - 1;
+      const mid = (lo + hi) >>> 1
+      const v = this.seqs[(this.head + mid) % cap]!
+      if (v === seq) return mid
+      if (v < seq) lo = mid + 1
+      else hi = mid - 1
     }
-    return -1;
+    return -1
   }
 
   private grow(): void {
-    const cap = this.seqs.length;
-    const seqs = new Float64Array(cap * 2);
-    const done = new Uint8Array(cap * 2);
+    const cap = this.seqs.length
+    const seqs = new Float64Array(cap * 2)
+    const done = new Uint8Array(cap * 2)
     for (let k = 0; k < this.size; k++) {
-      const i = (this.head + k) % cap;
-      seqs[k] = this.seqs[i]!;
-      done[k] = this.done[i]!;
+      const i = (this.head + k) % cap
+      seqs[k] = this.seqs[i]!
+      done[k] = this.done[i]!
     }
-    this.seqs = seqs;
-    this.done = done;
-    this.head = 0;
+    this.seqs = seqs
+    this.done = done
+    this.head = 0
   }
 }

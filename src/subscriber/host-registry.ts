@@ -132,10 +132,9 @@ export class HostRegistry {
 
   /** Public admissions in the last 24 hours. */
   async admissionsToday(now = Date.now()): Promise<number> {
-    const { rows } = await this.db.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM host_admission WHERE admitted_at > $1',
-      [new Date(now - ADMISSION_WINDOW_MS)],
-    )
+    const { rows } = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM host_admission WHERE admitted_at > $1', [
+      new Date(now - ADMISSION_WINDOW_MS),
+    ])
     return rows[0]!.n
   }
 
@@ -150,10 +149,9 @@ export class HostRegistry {
       await client.query('BEGIN')
       if (dailyLimit !== null) {
         await client.query('SELECT pg_advisory_xact_lock($1)', [ADMISSION_LOCK_KEY])
-        const { rows } = await client.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM host_admission WHERE admitted_at > $1',
-          [new Date(now - ADMISSION_WINDOW_MS)],
-        )
+        const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM host_admission WHERE admitted_at > $1', [
+          new Date(now - ADMISSION_WINDOW_MS),
+        ])
         if (rows[0]!.n >= dailyLimit) {
           await client.query('ROLLBACK')
           return { kind: 'daily-limit', limit: dailyLimit }

@@ -165,8 +165,14 @@ export class SubscriberManager {
 
   private markBanned(h: HostRecord): void {
     this.banned.set(h.hostname, {
-      hostname: h.hostname, status: 'banned', connected: false, paused: false, events: 0,
-      lastEventAt: null, lastEventTime: null, bufferedBytes: 0,
+      hostname: h.hostname,
+      status: 'banned',
+      connected: false,
+      paused: false,
+      events: 0,
+      lastEventAt: null,
+      lastEventTime: null,
+      bufferedBytes: 0,
     })
   }
 

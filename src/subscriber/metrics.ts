@@ -25,13 +25,7 @@ export interface HostStatsSource {
   bufferedBytes: number
 }
 
-export type UpstreamDropReason =
-  | 'duplicate_seq'
-  | 'decreasing_seq'
-  | 'oversize'
-  | 'undecodable'
-  | 'text_frame'
-  | 'cursor_tracker_full'
+export type UpstreamDropReason = 'duplicate_seq' | 'decreasing_seq' | 'oversize' | 'undecodable' | 'text_frame' | 'cursor_tracker_full'
 
 export type ReconnectCause =
   | 'dial_failed'
@@ -69,20 +63,75 @@ export class SubscriberMetrics {
 
   constructor(registry: Registry, hosts: () => Iterable<HostStatsSource>, inFlight: () => number) {
     const r = [registry]
-    this.frames = new Counter({ name: 'relay_upstream_frames_total', help: 'Frames read from upstream hosts, by message type', labelNames: ['type'], registers: r })
-    this.drops = new Counter({ name: 'relay_upstream_dropped_total', help: 'Upstream frames dropped by the subscriber before validation, by reason', labelNames: ['reason'], registers: r })
-    this.reconnects = new Counter({ name: 'relay_upstream_reconnects_total', help: 'Upstream connections ended and redialled, by cause', labelNames: ['cause'], registers: r })
-    this.rateLimitWaits = new Counter({ name: 'relay_upstream_rate_limit_waits_total', help: 'Times a host socket was paused by its event rate limit, by the window that throttled', labelNames: ['tier'], registers: r })
-    this.rateLimitWaitSeconds = new Counter({ name: 'relay_upstream_rate_limit_wait_seconds_total', help: 'Time host sockets spent paused by rate limits, by window', labelNames: ['tier'], registers: r })
-    this.backpressureWaits = new Counter({ name: 'relay_upstream_backpressure_waits_total', help: 'Times a host socket was paused because the pipeline (pool shard or sequencer) was full', registers: r })
-    this.backpressureWaitSeconds = new Counter({ name: 'relay_upstream_backpressure_wait_seconds_total', help: 'Time host sockets spent paused by pipeline backpressure', registers: r })
-    this.cursorResets = new Counter({ name: 'relay_upstream_cursor_resets_total', help: 'Host cursors abandoned for the live head, by reason (stale, future_cursor, seq_went_backwards)', labelNames: ['reason'], registers: r })
-    this.infos = new Counter({ name: 'relay_upstream_info_total', help: 'Upstream #info messages, by name', labelNames: ['name'], registers: r })
-    this.submitFailures = new Counter({ name: 'relay_upstream_submit_failures_total', help: 'Frames whose hand-off to the pipeline failed (their seq stays below the saved cursor and is fetched again)', registers: r })
-    this.crawlRequests = new Counter({ name: 'relay_request_crawl_total', help: 'requestCrawl calls by outcome', labelNames: ['outcome'], registers: r })
+    this.frames = new Counter({
+      name: 'relay_upstream_frames_total',
+      help: 'Frames read from upstream hosts, by message type',
+      labelNames: ['type'],
+      registers: r,
+    })
+    this.drops = new Counter({
+      name: 'relay_upstream_dropped_total',
+      help: 'Upstream frames dropped by the subscriber before validation, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    })
+    this.reconnects = new Counter({
+      name: 'relay_upstream_reconnects_total',
+      help: 'Upstream connections ended and redialled, by cause',
+      labelNames: ['cause'],
+      registers: r,
+    })
+    this.rateLimitWaits = new Counter({
+      name: 'relay_upstream_rate_limit_waits_total',
+      help: 'Times a host socket was paused by its event rate limit, by the window that throttled',
+      labelNames: ['tier'],
+      registers: r,
+    })
+    this.rateLimitWaitSeconds = new Counter({
+      name: 'relay_upstream_rate_limit_wait_seconds_total',
+      help: 'Time host sockets spent paused by rate limits, by window',
+      labelNames: ['tier'],
+      registers: r,
+    })
+    this.backpressureWaits = new Counter({
+      name: 'relay_upstream_backpressure_waits_total',
+      help: 'Times a host socket was paused because the pipeline (pool shard or sequencer) was full',
+      registers: r,
+    })
+    this.backpressureWaitSeconds = new Counter({
+      name: 'relay_upstream_backpressure_wait_seconds_total',
+      help: 'Time host sockets spent paused by pipeline backpressure',
+      registers: r,
+    })
+    this.cursorResets = new Counter({
+      name: 'relay_upstream_cursor_resets_total',
+      help: 'Host cursors abandoned for the live head, by reason (stale, future_cursor, seq_went_backwards)',
+      labelNames: ['reason'],
+      registers: r,
+    })
+    this.infos = new Counter({
+      name: 'relay_upstream_info_total',
+      help: 'Upstream #info messages, by name',
+      labelNames: ['name'],
+      registers: r,
+    })
+    this.submitFailures = new Counter({
+      name: 'relay_upstream_submit_failures_total',
+      help: 'Frames whose hand-off to the pipeline failed (their seq stays below the saved cursor and is fetched again)',
+      registers: r,
+    })
+    this.crawlRequests = new Counter({
+      name: 'relay_request_crawl_total',
+      help: 'requestCrawl calls by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    })
 
     new Gauge({
-      name: 'relay_upstream_hosts', help: 'Known upstream hosts by status', labelNames: ['status'], registers: r,
+      name: 'relay_upstream_hosts',
+      help: 'Known upstream hosts by status',
+      labelNames: ['status'],
+      registers: r,
       collect() {
         const counts: Record<HostStatus, number> = { active: 0, idle: 0, offline: 0, throttled: 0, banned: 0 }
         for (const h of hosts()) counts[h.status]++
@@ -90,7 +139,9 @@ export class SubscriberMetrics {
       },
     })
     new Gauge({
-      name: 'relay_upstream_hosts_connected', help: 'Upstream hosts with an open subscription', registers: r,
+      name: 'relay_upstream_hosts_connected',
+      help: 'Upstream hosts with an open subscription',
+      registers: r,
       collect() {
         let n = 0
         for (const h of hosts()) if (h.connected) n++
@@ -98,7 +149,9 @@ export class SubscriberMetrics {
       },
     })
     new Gauge({
-      name: 'relay_upstream_hosts_paused', help: 'Upstream sockets currently paused (rate limit or backpressure)', registers: r,
+      name: 'relay_upstream_hosts_paused',
+      help: 'Upstream sockets currently paused (rate limit or backpressure)',
+      registers: r,
       collect() {
         let n = 0
         for (const h of hosts()) if (h.paused) n++
@@ -106,7 +159,9 @@ export class SubscriberMetrics {
       },
     })
     new Gauge({
-      name: 'relay_upstream_buffered_bytes', help: 'Frame bytes read from upstream sockets but not yet handed to the pipeline', registers: r,
+      name: 'relay_upstream_buffered_bytes',
+      help: 'Frame bytes read from upstream sockets but not yet handed to the pipeline',
+      registers: r,
       collect() {
         let n = 0
         for (const h of hosts()) n += h.bufferedBytes
@@ -114,13 +169,18 @@ export class SubscriberMetrics {
       },
     })
     new Gauge({
-      name: 'relay_upstream_in_flight_frames', help: 'Upstream frames handed to the pipeline and not yet persisted or dropped', registers: r,
+      name: 'relay_upstream_in_flight_frames',
+      help: 'Upstream frames handed to the pipeline and not yet persisted or dropped',
+      registers: r,
       collect() {
         this.set(inFlight())
       },
     })
     new Gauge({
-      name: 'relay_upstream_host_lag_seconds', help: `Now minus the \`time\` of the last event from a host (top ${TOP_N} connected hosts)`, labelNames: ['host'], registers: r,
+      name: 'relay_upstream_host_lag_seconds',
+      help: `Now minus the \`time\` of the last event from a host (top ${TOP_N} connected hosts)`,
+      labelNames: ['host'],
+      registers: r,
       collect() {
         this.reset()
         const now = Date.now()
@@ -129,7 +189,10 @@ export class SubscriberMetrics {
       },
     })
     new Gauge({
-      name: 'relay_upstream_host_seconds_since_event', help: `Seconds since the last event was read from a host (top ${TOP_N} connected hosts)`, labelNames: ['host'], registers: r,
+      name: 'relay_upstream_host_seconds_since_event',
+      help: `Seconds since the last event was read from a host (top ${TOP_N} connected hosts)`,
+      labelNames: ['host'],
+      registers: r,
       collect() {
         this.reset()
         const now = Date.now()
@@ -145,7 +208,10 @@ export class SubscriberMetrics {
     let prev = new Map<string, number>()
     let prevAt = Date.now()
     new Gauge({
-      name: 'relay_upstream_host_events_per_second', help: `Events per second from a host since the previous scrape (top ${TOP_N} hosts)`, labelNames: ['host'], registers: r,
+      name: 'relay_upstream_host_events_per_second',
+      help: `Events per second from a host since the previous scrape (top ${TOP_N} hosts)`,
+      labelNames: ['host'],
+      registers: r,
       collect() {
         this.reset()
         const now = Date.now()

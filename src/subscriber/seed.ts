@@ -88,7 +88,13 @@ export async function pullHostsFromRelay(o: SeedRelayOptions): Promise<{ seen: n
       if (await o.hosts.get(parsed.hostname)) continue
       const trusted = o.trusted.matches(parsed.hostname)
       const r = await o.hosts.create(
-        { hostname: parsed.hostname, noSsl: parsed.noSsl, accountLimit: trusted ? TRUSTED_ACCOUNT_LIMIT : o.defaultAccountLimit, trusted, adminAdded: false },
+        {
+          hostname: parsed.hostname,
+          noSsl: parsed.noSsl,
+          accountLimit: trusted ? TRUSTED_ACCOUNT_LIMIT : o.defaultAccountLimit,
+          trusted,
+          adminAdded: false,
+        },
         null,
       )
       if (r.kind === 'created') {

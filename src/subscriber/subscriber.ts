@@ -214,10 +214,13 @@ export class HostSubscriber implements HostStatsSource {
 
   private schedule(delayMs: number): void {
     this.clearReconnect()
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null
-      void this.dial()
-    }, Math.max(0, delayMs))
+    this.reconnectTimer = setTimeout(
+      () => {
+        this.reconnectTimer = null
+        void this.dial()
+      },
+      Math.max(0, delayMs),
+    )
     this.reconnectTimer.unref?.()
   }
 
@@ -346,7 +349,10 @@ export class HostSubscriber implements HostStatsSource {
     }
     this.d.metrics.reconnects.inc({ cause })
     if (cause === 'future_cursor') {
-      this.log.warn({ cursor: this.openedWithCursor }, 'upstream says our cursor is in the future (its seq went backwards); host idle, will resubscribe at the live head')
+      this.log.warn(
+        { cursor: this.openedWithCursor },
+        'upstream says our cursor is in the future (its seq went backwards); host idle, will resubscribe at the live head',
+      )
       this.setStatus('idle')
       const delay = this.d.settings.idleRetryMs
       void this.resetCursor('future_cursor', 'idle').then(() => {
@@ -497,7 +503,11 @@ export class HostSubscriber implements HostStatsSource {
         case 'info':
           d.metrics.frames.inc({ type: 'info' })
           d.metrics.infos.inc({ name: r.name.slice(0, 64) })
-          if (r.name === 'OutdatedCursor') this.log.warn({ message: r.message, cursor: this.openedWithCursor }, 'upstream: cursor older than its retention; some events were missed')
+          if (r.name === 'OutdatedCursor')
+            this.log.warn(
+              { message: r.message, cursor: this.openedWithCursor },
+              'upstream: cursor older than its retention; some events were missed',
+            )
           else this.log.info({ name: r.name, message: r.message }, 'upstream #info')
           return DONE
         case 'unknown':
@@ -509,7 +519,10 @@ export class HostSubscriber implements HostStatsSource {
         this.firstEvent = false
         if (this.openedWithCursor !== null && r.seq < this.openedWithCursor) {
           // The PDS answered our cursor with older seqs: it reset its sequence.
-          this.log.warn({ cursor: this.openedWithCursor, seq: r.seq }, 'upstream seq went backwards; forgetting the cursor and taking its stream from here')
+          this.log.warn(
+            { cursor: this.openedWithCursor, seq: r.seq },
+            'upstream seq went backwards; forgetting the cursor and taking its stream from here',
+          )
           this.openedWithCursor = null
           this.firstEvent = true
           return { kind: 'wait', reason: 'reset', promise: this.resetCursor('seq_went_backwards'), startedAt: d.now() }
@@ -529,7 +542,9 @@ export class HostSubscriber implements HostStatsSource {
         d.metrics.drops.inc({ reason: 'oversize' })
         if (d.cursors.register(id, r.seq) === 'ok') d.cursors.markDone(id, r.seq)
         this.log.warn({ seq: r.seq, bytes: frame.length }, 'upstream frame over the size limit dropped')
-        d.hosts.recordError(id, `frame seq ${r.seq} of ${frame.length} bytes exceeds the ${d.settings.maxFrameBytes}-byte limit; dropped`).catch(() => {})
+        d.hosts
+          .recordError(id, `frame seq ${r.seq} of ${frame.length} bytes exceeds the ${d.settings.maxFrameBytes}-byte limit; dropped`)
+          .catch(() => {})
         return DONE
       }
       this.head = { route: r, rateTaken: false }

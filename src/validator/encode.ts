@@ -2,26 +2,26 @@
 // byte-for-byte and CIDs are re-emitted from their original bytes. `seq` is written as the one-byte
 // integer 0 and its offset returned, so the sequencer thread can splice in the real seq later
 // without re-encoding (spliceSeq).
-import { CborWriter, canonicalKeys } from './cbor-writer.ts';
-import type { AccountEvent, CommitEvent, ExtraFields, IdentityEvent, RepoOp, SyncEvent } from './schema.ts';
+import { CborWriter, canonicalKeys } from './cbor-writer.ts'
+import type { AccountEvent, CommitEvent, ExtraFields, IdentityEvent, RepoOp, SyncEvent } from './schema.ts'
 
 export interface EncodedFrame {
-  frame: Uint8Array;
+  frame: Uint8Array
   /** offset of the 0x00 placeholder byte of `seq` */
-  seqOffset: number;
+  seqOffset: number
 }
 
-type FieldWriter = (w: CborWriter) => void;
+type FieldWriter = (w: CborWriter) => void
 
 function messageHeader(t: string): Uint8Array {
   // {t, op: 1}: 't' sorts before 'op' (shorter key first).
-  const w = new CborWriter(32);
-  w.head(5, 2);
-  w.str('t');
-  w.str(t);
-  w.str('op');
-  w.int(1);
-  return w.finish();
+  const w = new CborWriter(32)
+  w.head(5, 2)
+  w.str('t')
+  w.str(t)
+  w.str('op')
+  w.int(1)
+  return w.finish()
 }
 
 const HEADERS: Record<string, Uint8Array> = {
@@ -30,63 +30,63 @@ const HEADERS: Record<string, Uint8Array> = {
   '#identity': messageHeader('#identity'),
   '#account': messageHeader('#account'),
   '#info': messageHeader('#info'),
-};
+}
 
-const SEQ = 'seq';
+const SEQ = 'seq'
 
 /**
  * Writes header + body map. Fields with undefined writers are omitted; `extra` (unknown upstream
  * fields) never overrides known ones.
  */
 function encodeMessage(t: string, fields: Record<string, FieldWriter | undefined>, extra: ExtraFields, sizeHint: number): EncodedFrame {
-  const header = HEADERS[t] ?? messageHeader(t);
-  const all: Record<string, FieldWriter> = {};
+  const header = HEADERS[t] ?? messageHeader(t)
+  const all: Record<string, FieldWriter> = {}
   if (extra) {
     for (const k in extra) {
-      const v = extra[k];
-      if (v !== undefined) all[k] = (w) => w.value(v);
+      const v = extra[k]
+      if (v !== undefined) all[k] = (w) => w.value(v)
     }
   }
   for (const k in fields) {
-    const f = fields[k];
-    if (f) all[k] = f;
-    else delete all[k];
+    const f = fields[k]
+    if (f) all[k] = f
+    else delete all[k]
   }
-  const keys = canonicalKeys(Object.keys(all));
-  const w = new CborWriter(header.length + sizeHint + 64);
-  w.raw(header);
-  w.head(5, keys.length);
-  let seqOffset = -1;
+  const keys = canonicalKeys(Object.keys(all))
+  const w = new CborWriter(header.length + sizeHint + 64)
+  w.raw(header)
+  w.head(5, keys.length)
+  let seqOffset = -1
   for (const k of keys) {
-    w.str(k);
+    w.str(k)
     if (k === SEQ && fields[SEQ]) {
-      seqOffset = w.pos;
-      w.u8(0x00);
+      seqOffset = w.pos
+      w.u8(0x00)
     } else {
-      all[k](w);
+      all[k](w)
     }
   }
-  return { frame: w.finish(), seqOffset };
+  return { frame: w.finish(), seqOffset }
 }
 
 const seqPlaceholder: FieldWriter = () => {
-  throw new Error('unreachable');
-};
+  throw new Error('unreachable')
+}
 
 function writeOp(w: CborWriter, op: RepoOp): void {
   // canonical order: cid, path, prev, action
-  w.head(5, op.prev === undefined ? 3 : 4);
-  w.str('cid');
-  if (op.cid === null) w.nil();
-  else w.cid(op.cid);
-  w.str('path');
-  w.str(op.path);
+  w.head(5, op.prev === undefined ? 3 : 4)
+  w.str('cid')
+  if (op.cid === null) w.nil()
+  else w.cid(op.cid)
+  w.str('path')
+  w.str(op.path)
   if (op.prev !== undefined) {
-    w.str('prev');
-    w.cid(op.prev);
+    w.str('prev')
+    w.cid(op.prev)
   }
-  w.str('action');
-  w.str(op.action);
+  w.str('action')
+  w.str(op.action)
 }
 
 // #commit and #sync (nearly every frame) are written field by field in canonical key order into one
@@ -94,79 +94,79 @@ function writeOp(w: CborWriter, op: RepoOp): void {
 // copy out of it. Events carrying unknown upstream fields take the generic path above (their keys
 // must be merged into the order). Frames too large for the scratch get a writer of their own, so
 // one huge frame does not pin a huge buffer for the life of the worker.
-const SCRATCH_BYTES = 64 * 1024;
-const scratch = new CborWriter(SCRATCH_BYTES);
+const SCRATCH_BYTES = 64 * 1024
+const scratch = new CborWriter(SCRATCH_BYTES)
 
 function writerFor(estimate: number): CborWriter {
-  if (estimate > SCRATCH_BYTES) return new CborWriter(estimate);
+  if (estimate > SCRATCH_BYTES) return new CborWriter(estimate)
   // an underestimate (multi-byte UTF-8) may have grown it: keep the cap
-  if (scratch.buf.length > 2 * SCRATCH_BYTES) scratch.buf = new Uint8Array(SCRATCH_BYTES);
-  scratch.pos = 0;
-  return scratch;
+  if (scratch.buf.length > 2 * SCRATCH_BYTES) scratch.buf = new Uint8Array(SCRATCH_BYTES)
+  scratch.pos = 0
+  return scratch
 }
 
 function encodeCommitDirect(evt: CommitEvent): EncodedFrame {
-  const header = HEADERS['#commit'];
-  let estimate = header.length + evt.blocks.length + evt.repo.length + evt.time.length + 256;
-  for (const op of evt.ops) estimate += op.path.length + 120;
-  const w = writerFor(estimate);
-  w.raw(header);
+  const header = HEADERS['#commit']
+  let estimate = header.length + evt.blocks.length + evt.repo.length + evt.time.length + 256
+  for (const op of evt.ops) estimate += op.path.length + 120
+  const w = writerFor(estimate)
+  w.raw(header)
   // canonical order: ops rev seq | repo time | blobs since | blocks commit rebase tooBig | prevData
-  w.head(5, evt.prevData === null ? 11 : 12);
-  w.str('ops');
-  w.head(4, evt.ops.length);
-  for (const op of evt.ops) writeOp(w, op);
-  w.str('rev');
-  w.str(evt.rev);
-  w.str('seq');
-  const seqOffset = w.pos;
-  w.u8(0x00);
-  w.str('repo');
-  w.str(evt.repo);
-  w.str('time');
-  w.str(evt.time);
-  w.str('blobs');
-  w.head(4, 0); // deprecated; producers "should set it to an empty array"
-  w.str('since');
-  if (evt.since === null) w.nil();
-  else w.str(evt.since);
-  w.str('blocks');
-  w.bytes(evt.blocks);
-  w.str('commit');
-  w.cid(evt.commit);
-  w.str('rebase');
-  w.bool(false);
-  w.str('tooBig');
-  w.bool(false);
+  w.head(5, evt.prevData === null ? 11 : 12)
+  w.str('ops')
+  w.head(4, evt.ops.length)
+  for (const op of evt.ops) writeOp(w, op)
+  w.str('rev')
+  w.str(evt.rev)
+  w.str('seq')
+  const seqOffset = w.pos
+  w.u8(0x00)
+  w.str('repo')
+  w.str(evt.repo)
+  w.str('time')
+  w.str(evt.time)
+  w.str('blobs')
+  w.head(4, 0) // deprecated; producers "should set it to an empty array"
+  w.str('since')
+  if (evt.since === null) w.nil()
+  else w.str(evt.since)
+  w.str('blocks')
+  w.bytes(evt.blocks)
+  w.str('commit')
+  w.cid(evt.commit)
+  w.str('rebase')
+  w.bool(false)
+  w.str('tooBig')
+  w.bool(false)
   if (evt.prevData !== null) {
-    w.str('prevData');
-    w.cid(evt.prevData);
+    w.str('prevData')
+    w.cid(evt.prevData)
   }
-  return { frame: w.buf.slice(0, w.pos), seqOffset };
+  return { frame: w.buf.slice(0, w.pos), seqOffset }
 }
 
 function encodeSyncDirect(evt: SyncEvent): EncodedFrame {
-  const header = HEADERS['#sync'];
-  const w = writerFor(header.length + evt.blocks.length + evt.did.length + evt.time.length + 128);
-  w.raw(header);
+  const header = HEADERS['#sync']
+  const w = writerFor(header.length + evt.blocks.length + evt.did.length + evt.time.length + 128)
+  w.raw(header)
   // canonical order: did rev seq | time | blocks
-  w.head(5, 5);
-  w.str('did');
-  w.str(evt.did);
-  w.str('rev');
-  w.str(evt.rev);
-  w.str('seq');
-  const seqOffset = w.pos;
-  w.u8(0x00);
-  w.str('time');
-  w.str(evt.time);
-  w.str('blocks');
-  w.bytes(evt.blocks);
-  return { frame: w.buf.slice(0, w.pos), seqOffset };
+  w.head(5, 5)
+  w.str('did')
+  w.str(evt.did)
+  w.str('rev')
+  w.str(evt.rev)
+  w.str('seq')
+  const seqOffset = w.pos
+  w.u8(0x00)
+  w.str('time')
+  w.str(evt.time)
+  w.str('blocks')
+  w.bytes(evt.blocks)
+  return { frame: w.buf.slice(0, w.pos), seqOffset }
 }
 
 export function encodeCommitFrame(evt: CommitEvent): EncodedFrame {
-  if (evt.extra === null) return encodeCommitDirect(evt);
+  if (evt.extra === null) return encodeCommitDirect(evt)
   return encodeMessage(
     '#commit',
     {
@@ -179,8 +179,8 @@ export function encodeCommitFrame(evt: CommitEvent): EncodedFrame {
       since: (w) => (evt.since === null ? w.nil() : w.str(evt.since)),
       blocks: (w) => w.bytes(evt.blocks),
       ops: (w) => {
-        w.head(4, evt.ops.length);
-        for (const op of evt.ops) writeOp(w, op);
+        w.head(4, evt.ops.length)
+        for (const op of evt.ops) writeOp(w, op)
       },
       // deprecated; producers "should set it to an empty array"
       blobs: (w) => w.head(4, 0),
@@ -189,11 +189,11 @@ export function encodeCommitFrame(evt: CommitEvent): EncodedFrame {
     },
     evt.extra,
     evt.blocks.length + evt.ops.length * 120 + 256,
-  );
+  )
 }
 
 export function encodeSyncFrame(evt: SyncEvent): EncodedFrame {
-  if (evt.extra === null) return encodeSyncDirect(evt);
+  if (evt.extra === null) return encodeSyncDirect(evt)
   return encodeMessage(
     '#sync',
     {
@@ -205,7 +205,7 @@ export function encodeSyncFrame(evt: SyncEvent): EncodedFrame {
     },
     evt.extra,
     evt.blocks.length + 128,
-  );
+  )
 }
 
 /** `handle: null` omits the field (relays may strip unverified handles). */
@@ -220,7 +220,7 @@ export function encodeIdentityFrame(evt: Pick<IdentityEvent, 'did' | 'time' | 'h
     },
     evt.extra ?? null,
     128,
-  );
+  )
 }
 
 /** The relay re-emits #account with its own combined status; `status: null` omits the field. */
@@ -236,56 +236,52 @@ export function encodeAccountFrame(evt: Pick<AccountEvent, 'did' | 'time' | 'act
     },
     null,
     128,
-  );
+  )
 }
 
 export function encodeInfoFrame(name: string, message?: string): Uint8Array {
-  return encodeMessage(
-    '#info',
-    { name: (w) => w.str(name), message: message === undefined ? undefined : (w) => w.str(message) },
-    null,
-    64,
-  ).frame;
+  return encodeMessage('#info', { name: (w) => w.str(name), message: message === undefined ? undefined : (w) => w.str(message) }, null, 64)
+    .frame
 }
 
 export function encodeErrorFrame(error: string, message?: string): Uint8Array {
-  const w = new CborWriter(64);
-  w.head(5, 1);
-  w.str('op');
-  w.int(-1);
-  w.head(5, message === undefined ? 1 : 2);
-  w.str('error');
-  w.str(error);
+  const w = new CborWriter(64)
+  w.head(5, 1)
+  w.str('op')
+  w.int(-1)
+  w.head(5, message === undefined ? 1 : 2)
+  w.str('error')
+  w.str(error)
   if (message !== undefined) {
-    w.str('message');
-    w.str(message);
+    w.str('message')
+    w.str(message)
   }
-  return w.finish();
+  return w.finish()
 }
 
 function uintHeadLength(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9
 }
 
 /** Replace the 0x00 seq placeholder at `seqOffset` with the minimal CBOR encoding of `seq`. */
 export function spliceSeq(frame: Uint8Array, seqOffset: number, seq: number): Uint8Array {
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative safe integer');
-  if (frame[seqOffset] !== 0x00) throw new RangeError('seqOffset does not point at a seq placeholder');
-  const n = uintHeadLength(seq);
-  const out = new Uint8Array(frame.length - 1 + n);
-  out.set(frame.subarray(0, seqOffset), 0);
-  let p = seqOffset;
-  if (n === 1) out[p] = seq;
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative safe integer')
+  if (frame[seqOffset] !== 0x00) throw new RangeError('seqOffset does not point at a seq placeholder')
+  const n = uintHeadLength(seq)
+  const out = new Uint8Array(frame.length - 1 + n)
+  out.set(frame.subarray(0, seqOffset), 0)
+  let p = seqOffset
+  if (n === 1) out[p] = seq
   else {
     // major type 0 with a 1, 2, 4 or 8-byte big-endian argument
-    const len = n - 1;
-    out[p++] = len === 1 ? 24 : len === 2 ? 25 : len === 4 ? 26 : 27;
-    let v = seq;
+    const len = n - 1
+    out[p++] = len === 1 ? 24 : len === 2 ? 25 : len === 4 ? 26 : 27
+    let v = seq
     for (let i = p + len - 1; i >= p; i--) {
-      out[i] = v % 256;
-      v = Math.floor(v / 256);
+      out[i] = v % 256
+      v = Math.floor(v / 256)
     }
   }
-  out.set(frame.subarray(seqOffset + 1), seqOffset + n);
-  return out;
+  out.set(frame.subarray(seqOffset + 1), seqOffset + n)
+  return out
 }

@@ -2,19 +2,19 @@
 // through a dispatcher from src/subscriber/ssrf.ts; `request()` never follows redirects, a 3xx is
 // just an unexpected status. Bodies are capped so a hostile server can't make a worker buffer
 // megabytes.
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici'
 
 export interface JsonGetOptions {
-  dispatcher: Dispatcher;
-  timeoutMs: number;
-  maxBytes: number;
-  userAgent?: string;
+  dispatcher: Dispatcher
+  timeoutMs: number
+  maxBytes: number
+  userAgent?: string
 }
 
 export interface JsonResponse {
-  status: number;
+  status: number
   /** parsed body for 2xx and 4xx with a JSON body; undefined otherwise */
-  json: unknown;
+  json: unknown
 }
 
 export async function getJson(url: string, opts: JsonGetOptions): Promise<JsonResponse> {
@@ -23,24 +23,24 @@ export async function getJson(url: string, opts: JsonGetOptions): Promise<JsonRe
     dispatcher: opts.dispatcher,
     headers: { accept: 'application/json, application/did+ld+json', ...(opts.userAgent ? { 'user-agent': opts.userAgent } : {}) },
     signal: AbortSignal.timeout(opts.timeoutMs),
-  });
-  const chunks: Buffer[] = [];
-  let total = 0;
+  })
+  const chunks: Buffer[] = []
+  let total = 0
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    total += chunk.length;
+    total += chunk.length
     if (total > opts.maxBytes) {
-      res.body.destroy();
-      throw new Error(`response from ${new URL(url).host} exceeds ${opts.maxBytes} bytes`);
+      res.body.destroy()
+      throw new Error(`response from ${new URL(url).host} exceeds ${opts.maxBytes} bytes`)
     }
-    chunks.push(chunk);
+    chunks.push(chunk)
   }
-  let json: unknown;
+  let json: unknown
   if (total > 0) {
     try {
-      json = JSON.parse(Buffer.concat(chunks, total).toString('utf8'));
+      json = JSON.parse(Buffer.concat(chunks, total).toString('utf8'))
     } catch {
-      json = undefined;
+      json = undefined
     }
   }
-  return { status: res.statusCode, json };
+  return { status: res.statusCode, json }
 }

@@ -4,28 +4,28 @@
 // of the ~3.5 µs per call on the team machine; a 'binary' (latin1) string result, one char per byte, costs
 // ~1.1 µs in total. The digest is then compared or copied from the string without allocating.
 // (A pure-JS SHA-256 was also measured: slower than this at every input size.)
-import { hash } from 'node:crypto';
+import { hash } from 'node:crypto'
 
 /** sha256 of data as a 32-char latin1 string. */
 export function sha256Latin1(data: Uint8Array): string {
-  return hash('sha256', data, 'binary');
+  return hash('sha256', data, 'binary')
 }
 
 /** sha256(data) written to out[outOff, outOff + 32). */
 export function sha256Into(data: Uint8Array, out: Uint8Array, outOff: number): void {
-  const d = hash('sha256', data, 'binary');
-  for (let i = 0; i < 32; i++) out[outOff + i] = d.charCodeAt(i);
+  const d = hash('sha256', data, 'binary')
+  for (let i = 0; i < 32; i++) out[outOff + i] = d.charCodeAt(i)
 }
 
 /** sha256 of data[start, end) === expected[expOff, expOff + 32)? */
 export function sha256Matches(data: Uint8Array, start: number, end: number, expected: Uint8Array, expOff: number): boolean {
-  const d = hash('sha256', start === 0 && end === data.length ? data : data.subarray(start, end), 'binary');
-  for (let i = 0; i < 32; i++) if (d.charCodeAt(i) !== expected[expOff + i]) return false;
-  return true;
+  const d = hash('sha256', start === 0 && end === data.length ? data : data.subarray(start, end), 'binary')
+  for (let i = 0; i < 32; i++) if (d.charCodeAt(i) !== expected[expOff + i]) return false
+  return true
 }
 
 export function sha256(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(32);
-  sha256Into(data, out, 0);
-  return out;
+  const out = new Uint8Array(32)
+  sha256Into(data, out, 0)
+  return out
 }

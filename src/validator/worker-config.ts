@@ -1,34 +1,34 @@
 // What the main thread hands each validation worker (`workerData.data`), the control messages the
 // worker understands, and the stats snapshot it reports. Structured-clone friendly throughout.
-import type { Config } from '../core/config.ts';
-import type { ConnectionSettings } from '../core/db.ts';
-import type { ValidatorStats } from './processor.ts';
+import type { Config } from '../core/config.ts'
+import type { ConnectionSettings } from '../core/db.ts'
+import type { ValidatorStats } from './processor.ts'
 
 export interface ValidatorWorkerConfig {
   /** Postgres: a connection URL or a pg ClientConfig (the embedded cluster's socket settings) */
-  database: ConnectionSettings;
+  database: ConnectionSettings
   /** connections in this worker's own pool (2-4 is plenty: lookups are by primary key) */
-  dbPoolSize: number;
-  plcUrl: string;
+  dbPoolSize: number
+  plcUrl: string
   /** loopback/private addresses and any port for outbound calls; http did:web for localhost */
-  allowInsecureHosts: boolean;
-  strictChain: boolean;
-  identityCacheSize: number;
-  identityCacheTtlMs: number;
-  identityNegativeTtlMs: number;
+  allowInsecureHosts: boolean
+  strictChain: boolean
+  identityCacheSize: number
+  identityCacheTtlMs: number
+  identityNegativeTtlMs: number
   /** minimum age of an identity before a signature failure / host mismatch forces a re-fetch */
-  identityRefreshIntervalMs: number;
-  resolveTimeoutMs: number;
-  resolveConcurrency: number;
-  accountCacheSize: number;
+  identityRefreshIntervalMs: number
+  resolveTimeoutMs: number
+  resolveConcurrency: number
+  accountCacheSize: number
   /** first getRepoStatus backoff interval; doubles up to repoStatusMaxIntervalMs */
-  repoStatusRecheckMs: number;
-  repoStatusMaxIntervalMs: number;
-  didConcurrency: number;
-  logLevel: string;
+  repoStatusRecheckMs: number
+  repoStatusMaxIntervalMs: number
+  didConcurrency: number
+  logLevel: string
   /** period of the stats snapshot the worker posts on STATS_CHANNEL; 0 = only on request */
-  statsIntervalMs: number;
-  userAgent?: string;
+  statsIntervalMs: number
+  userAgent?: string
 }
 
 /** Control messages, sent with ShardedPool.broadcast(message) (runs after the work queued before it). */
@@ -38,19 +38,23 @@ export type ValidatorControl =
   /** reload the account's status from the database on next use (admin takedown, host limit change) */
   | { type: 'invalidateAccount'; did: string }
   /** post (and return) a stats snapshot now */
-  | { type: 'stats' };
+  | { type: 'stats' }
 
 export interface ValidatorStatsSnapshot extends ValidatorStats {
-  shard: number;
+  shard: number
   /** ms since epoch */
-  at: number;
-  k256Backend: string;
+  at: number
+  k256Backend: string
 }
 
 /** BroadcastChannel name on which workers post ValidatorStatsSnapshot messages. */
-export const STATS_CHANNEL = 'relay-validator-stats';
+export const STATS_CHANNEL = 'relay-validator-stats'
 
-export function validatorWorkerConfig(config: Config, database: ConnectionSettings, extra: Partial<ValidatorWorkerConfig> = {}): ValidatorWorkerConfig {
+export function validatorWorkerConfig(
+  config: Config,
+  database: ConnectionSettings,
+  extra: Partial<ValidatorWorkerConfig> = {},
+): ValidatorWorkerConfig {
   return {
     database,
     dbPoolSize: config.validatorDbPoolSize,
@@ -70,5 +74,5 @@ export function validatorWorkerConfig(config: Config, database: ConnectionSettin
     logLevel: config.logLevel,
     statsIntervalMs: 10_000,
     ...extra,
-  };
+  }
 }

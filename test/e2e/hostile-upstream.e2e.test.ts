@@ -11,14 +11,33 @@ import { after, before, describe, it } from 'node:test'
 import { decodeFirst } from '@atcute/cbor'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts'
 import {
-  HostileUpstream, accountFrame, createPost, createScriptedAccount, forgedCommit, identityFrame, nextCommit, oversizedCommit, replayedCommit, undecodableCommit,
+  HostileUpstream,
+  accountFrame,
+  createPost,
+  createScriptedAccount,
+  forgedCommit,
+  identityFrame,
+  nextCommit,
+  oversizedCommit,
+  replayedCommit,
+  undecodableCommit,
   type ScriptedAccount,
 } from '../helpers/hostile-upstream.ts'
 import { RawFirehose, firehoseUrl, startNetwork, type TestNetwork } from '../helpers/pds-network.ts'
 import { waitFor } from '../helpers/relay-process.ts'
 import {
-  EVENT_TYPES, addHost, assertStrictlyIncreasing, duplicates, eventKey, hostSeq, metricValue, scrapeMetrics, startRelay, watchReadiness,
-  withoutSeq, type RelayHandle,
+  EVENT_TYPES,
+  addHost,
+  assertStrictlyIncreasing,
+  duplicates,
+  eventKey,
+  hostSeq,
+  metricValue,
+  scrapeMetrics,
+  startRelay,
+  watchReadiness,
+  withoutSeq,
+  type RelayHandle,
 } from './relay-harness.ts'
 
 /** Drop reasons of relay_events_dropped_total this script must produce, and how often. */
@@ -89,16 +108,28 @@ describe('relay against a hostile upstream', { timeout: 150_000 }, () => {
   /** The relay has moved its cursor past everything sent and delivered every good event. */
   async function settle(): Promise<void> {
     const last = up.log.at(-1)!.seq
-    await waitFor(async () => (await hostSeq(relay, up.hostname)) >= last || undefined, { what: `relay cursor ≥ ${last}`, timeoutMs: 20_000 })
+    await waitFor(async () => (await hostSeq(relay, up.hostname)) >= last || undefined, {
+      what: `relay cursor ≥ ${last}`,
+      timeoutMs: 20_000,
+    })
     const want = good.map((g) => g.key)
     try {
-      await consumer.until((evs) => {
-        const have = new Set(evs.map((e) => eventKey(e)))
-        return want.every((k) => have.has(k))
-      }, 'every good event downstream', 20_000)
+      await consumer.until(
+        (evs) => {
+          const have = new Set(evs.map((e) => eventKey(e)))
+          return want.every((k) => have.has(k))
+        },
+        'every good event downstream',
+        20_000,
+      )
     } catch (err) {
       const have = new Set(consumer.events.map((e) => eventKey(e)))
-      throw new Error(`${(err as Error).message}; missing: ${good.filter((g) => !have.has(g.key)).map((g) => g.label).join(', ')}\n${relay.proc.output().slice(-5000)}`)
+      throw new Error(
+        `${(err as Error).message}; missing: ${good
+          .filter((g) => !have.has(g.key))
+          .map((g) => g.label)
+          .join(', ')}\n${relay.proc.output().slice(-5000)}`,
+      )
     }
   }
 
@@ -133,7 +164,10 @@ describe('relay against a hostile upstream', { timeout: 150_000 }, () => {
 
     // Raw garbage: invalid framing costs the connection; the relay must come back with its cursor.
     up.sendRaw(Uint8Array.from([0xff, 0x00, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef]))
-    await waitFor(() => (up.connections.length >= 2 && up.connected >= 1) || undefined, { what: 'the relay to reconnect after the garbage', timeoutMs: 30_000 })
+    await waitFor(() => (up.connections.length >= 2 && up.connected >= 1) || undefined, {
+      what: 'the relay to reconnect after the garbage',
+      timeoutMs: 30_000,
+    })
     assert.deepEqual(up.connections, [null, cursorBeforeGarbage], 'first connection at the live head, the second from the cursor')
 
     await sendGood('g2 commit 2 (after the reconnect)', async (s) => (await nextCommit(g2, [createPost('g2 third')], s)).frame)
@@ -175,7 +209,7 @@ describe('relay against a hostile upstream', { timeout: 150_000 }, () => {
     assert.equal(metricValue(m, 'relay_upstream_dropped_total', { reason: 'oversize' }), 1, 'oversized frame dropped by the subscriber')
     assert.equal(metricValue(m, 'relay_upstream_reconnects_total', { cause: 'framing' }), 1, 'one reconnect for invalid framing')
     assert.ok(up.statusQueries.includes(d.did), 'the relay re-checked the deactivated account with its host')
-    assert.equal((await hostSeq(relay, up.hostname)), up.log.at(-1)!.seq)
+    assert.equal(await hostSeq(relay, up.hostname), up.log.at(-1)!.seq)
 
     // and it stayed ready throughout
     assert.deepEqual(readiness.failures, [])

@@ -17,8 +17,22 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts'
 import * as N from '../helpers/pds-network.ts'
 import { waitFor } from '../helpers/relay-process.ts'
 import {
-  EVENT_TYPES, addHost, adminCall, assertStrictlyIncreasing, commitProblem, duplicates, eventKey, hostSeq, scrapeMetrics,
-  metricValue, startRelay, stopRelay, watchReadiness, withoutSeq, xrpc, type RelayHandle,
+  EVENT_TYPES,
+  addHost,
+  adminCall,
+  assertStrictlyIncreasing,
+  commitProblem,
+  duplicates,
+  eventKey,
+  hostSeq,
+  scrapeMetrics,
+  metricValue,
+  startRelay,
+  stopRelay,
+  watchReadiness,
+  withoutSeq,
+  xrpc,
+  type RelayHandle,
 } from './relay-harness.ts'
 
 const POST = 'app.bsky.feed.post'
@@ -100,7 +114,8 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
       // `.test` handles don't resolve through DNS; the relay doesn't vouch for handles anyway
       unauthenticatedHandles: true,
       handleEvent: (e) => {
-        if (e.event === 'create' || e.event === 'update' || e.event === 'delete') fhEvents.push(`${e.seq}|${e.event}|${e.did}|${e.collection}/${e.rkey}`)
+        if (e.event === 'create' || e.event === 'update' || e.event === 'delete')
+          fhEvents.push(`${e.seq}|${e.event}|${e.did}|${e.collection}/${e.rkey}`)
         else if (e.event === 'account') fhEvents.push(`${e.seq}|account|${e.did}|${e.active}|${e.status ?? ''}`)
         else if (e.event === 'sync') fhEvents.push(`${e.seq}|sync|${e.did}|${e.rev}`)
         else fhEvents.push(`${e.seq}|identity|${e.did}`)
@@ -108,10 +123,13 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
       onError: (err) => fhErrors.push(err),
     })
     void fh.start()
-    await waitFor(async () => {
-      const list: unknown[] = await adminCall(relay, 'GET', '/admin/consumers/list')
-      return list.length >= 2 || undefined
-    }, { what: 'both consumers connected to the relay' })
+    await waitFor(
+      async () => {
+        const list: unknown[] = await adminCall(relay, 'GET', '/admin/consumers/list')
+        return list.length >= 2 || undefined
+      },
+      { what: 'both consumers connected to the relay' },
+    )
     mark('consumers connected')
   })
 
@@ -200,7 +218,10 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
     for (const [p, o] of oracle) {
       const seq = await N.pdsSeq(p)
       await o.until((evs) => (evs.at(-1)?.seq ?? 0) >= seq, `PDS ${p.hostname} seq ${seq}`)
-      await waitFor(async () => (await hostSeq(relay, p.hostname)) >= seq || undefined, { what: `relay cursor for ${p.hostname} ≥ ${seq}`, timeoutMs: 20_000 })
+      await waitFor(async () => (await hostSeq(relay, p.hostname)) >= seq || undefined, {
+        what: `relay cursor for ${p.hostname} ≥ ${seq}`,
+        timeoutMs: 20_000,
+      })
     }
     const cls = await classify()
     const want = new Set(cls.filter((c) => c.accept).map((c) => c.key))
@@ -211,14 +232,20 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
       return h
     }
     try {
-      await consumer.until(() => {
-        const h = have()
-        return [...want].every((k) => h.has(k))
-      }, 'the relay to deliver every expected event', 20_000)
+      await consumer.until(
+        () => {
+          const h = have()
+          return [...want].every((k) => h.has(k))
+        },
+        'the relay to deliver every expected event',
+        20_000,
+      )
     } catch (err) {
       const h = have()
       const missing = cls.filter((c) => c.accept && !h.has(c.key)).map((c) => `${c.host.hostname}#${c.ev.seq} ${c.ev.t} ${label(c.ev.did)}`)
-      throw new Error(`${(err as Error).message}; missing: ${missing.join(', ')}\n--- relay output (tail) ---\n${relay.proc.output().slice(-6000)}`)
+      throw new Error(
+        `${(err as Error).message}; missing: ${missing.join(', ')}\n--- relay output (tail) ---\n${relay.proc.output().slice(-6000)}`,
+      )
     }
     if (opts.firehose !== false && fh) {
       const last = consumer.lastSeq() ?? 0
@@ -251,7 +278,11 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
     )
     const gotKeys = new Set(keys)
     const missing = expected.filter((c) => !gotKeys.has(c.key))
-    assert.deepEqual(missing.map((c) => `${c.host.hostname}#${c.ev.seq} ${c.ev.t} ${label(c.ev.did)}`), [], `${what}: accepted events missing`)
+    assert.deepEqual(
+      missing.map((c) => `${c.host.hostname}#${c.ev.seq} ${c.ev.t} ${label(c.ev.did)}`),
+      [],
+      `${what}: accepted events missing`,
+    )
     // per-account order = the order the account's host(s) emitted them
     const order = new Map(expected.map((c, i) => [c.key, i]))
     const perDid = new Map<string, number>()
@@ -266,7 +297,11 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
     for (let i = 0; i < evs.length; i++) {
       const c = byKey.get(keys[i]!)
       if (!c) continue
-      assert.deepEqual(withoutSeq(evs[i]!.body), withoutSeq(c.ev.body), `${what}: body of ${c.ev.t} ${label(c.ev.did)} (upstream seq ${c.ev.seq}) changed`)
+      assert.deepEqual(
+        withoutSeq(evs[i]!.body),
+        withoutSeq(c.ev.body),
+        `${what}: body of ${c.ev.t} ${label(c.ev.did)} (upstream seq ${c.ev.seq}) changed`,
+      )
     }
   }
 
@@ -291,7 +326,11 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
     await N.deleteRecord(alice, POST, p2.uri.split('/').pop()!)
     await N.applyWrites(alice, [
       { $type: 'com.atproto.repo.applyWrites#create', collection: POST, value: N.post('multi 1') },
-      { $type: 'com.atproto.repo.applyWrites#create', collection: LIKE, value: { $type: LIKE, subject: { uri: p1.uri, cid: p1.cid }, createdAt: new Date().toISOString() } },
+      {
+        $type: 'com.atproto.repo.applyWrites#create',
+        collection: LIKE,
+        value: { $type: LIKE, subject: { uri: p1.uri, cid: p1.cid }, createdAt: new Date().toISOString() },
+      },
       { $type: 'com.atproto.repo.applyWrites#update', collection: POST, rkey: rkey1, value: N.post('first, edited twice') },
     ])
     await N.createRecord(bob, POST, N.post('bob on A'))
@@ -334,13 +373,20 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
     const cls = await settle()
     mark('migration done')
 
-    const bobVerdicts = cls.filter((c) => c.ev.did === bob.did).map((c) => `${c.host === A ? 'A' : 'B'} ${c.ev.t} ${c.accept ? 'pass' : `drop (${c.why})`}`)
+    const bobVerdicts = cls
+      .filter((c) => c.ev.did === bob.did)
+      .map((c) => `${c.host === A ? 'A' : 'B'} ${c.ev.t} ${c.accept ? 'pass' : `drop (${c.why})`}`)
     console.log(`bob's events as classified:\n  ${bobVerdicts.join('\n  ')}`)
     // what the migration must look like: the old host's #account after the move is rejected
-    const oldHostAfter = cls.filter((c) => c.ev.did === bob.did && c.host === A && Date.parse(c.ev.body.time) >= started && c.ev.t === '#account')
+    const oldHostAfter = cls.filter(
+      (c) => c.ev.did === bob.did && c.host === A && Date.parse(c.ev.body.time) >= started && c.ev.t === '#account',
+    )
     assert.equal(oldHostAfter.length, 1, 'PDS A announced the deactivation of the migrated account')
     assert.equal(oldHostAfter[0]!.accept, false)
-    assert.ok(cls.some((c) => c.ev.did === bob.did && c.host === B && c.ev.t === '#commit' && c.accept), 'a commit from the new host is accepted')
+    assert.ok(
+      cls.some((c) => c.ev.did === bob.did && c.host === B && c.ev.t === '#commit' && c.accept),
+      'a commit from the new host is accepted',
+    )
     assertDelivered(consumer.events, cls, 'live consumer')
 
     const m2 = await scrapeMetrics(relay)
@@ -349,7 +395,10 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
   })
 
   it('the @atproto/sync Firehose verified and parsed every event without validation errors', async () => {
-    assert.deepEqual(fhErrors.map((e) => `${e.name}: ${e.message}`), [])
+    assert.deepEqual(
+      fhErrors.map((e) => `${e.name}: ${e.message}`),
+      [],
+    )
     const expected: string[] = []
     for (const e of consumer.events) {
       const b = e.body
@@ -413,7 +462,11 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
     assert.ok(later.length > 0)
     assert.ok(later[0]!.seq > lastBefore, `first seq after the restart ${later[0]!.seq} ≤ ${lastBefore}`)
     // exactly what the relay accepted after the cursor: nothing delivered before it again
-    assertDelivered(later, cls.filter((c) => !deliveredBefore.has(c.key)), 'consumer resumed from its cursor')
+    assertDelivered(
+      later,
+      cls.filter((c) => !deliveredBefore.has(c.key)),
+      'consumer resumed from its cursor',
+    )
 
     const full = new N.RawFirehose(N.firehoseUrl(relay.base, 0))
     await full.open()
@@ -424,7 +477,10 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
       // (its takedown #account stays)
       const replay = full.events.filter((e) => EVENT_TYPES.has(e.t))
       const infos = full.events.filter((e) => !EVENT_TYPES.has(e.t))
-      assert.ok(infos.every((e) => e.t === '#info'), `unexpected frames: ${infos.map((e) => e.t).join(',')}`)
+      assert.ok(
+        infos.every((e) => e.t === '#info'),
+        `unexpected frames: ${infos.map((e) => e.t).join(',')}`,
+      )
       assertDelivered(replay, cls, 'replay from cursor 0', (c) => c.ev.did !== carol.did)
       assert.deepEqual(
         replay.filter((e) => e.did === carol.did).map((e) => `${e.t} ${e.body.status ?? ''}`),
@@ -490,10 +546,17 @@ describe('relay between real PDSs and real consumers', { timeout: 240_000 }, () 
           { head: lastAccepted.ev.body.commit.$link, rev: lastAccepted.ev.body.rev, active: false, status: 'takendown' },
         )
       } else {
-        assert.deepEqual({ head: r.head, rev: r.rev, active: r.active }, { head: p.head, rev: p.rev, active: p.active }, `listRepos ${label(a.did)}`)
+        assert.deepEqual(
+          { head: r.head, rev: r.rev, active: r.active },
+          { head: p.head, rev: p.rev, active: p.active },
+          `listRepos ${label(a.did)}`,
+        )
       }
     }
-    assert.deepEqual({ active: relayRepos.get(alice.did)?.active, status: relayRepos.get(alice.did)?.status }, { active: false, status: 'deleted' })
+    assert.deepEqual(
+      { active: relayRepos.get(alice.did)?.active, status: relayRepos.get(alice.did)?.status },
+      { active: false, status: 'deleted' },
+    )
     assert.equal(relayRepos.size, 5)
 
     // listReposByCollection: accounts the relay serves whose repo (per its PDS) holds the collection

@@ -33,7 +33,11 @@ export async function startRelay(env: Record<string, string>, ports?: { port: nu
   })
   const probeBase = `http://127.0.0.1:${probePort}`
   try {
-    await waitFor(async () => (await httpGet(`${probeBase}/_readyz`)).status === 200 || undefined, { what: 'relay /_readyz 200', timeoutMs: 60_000, intervalMs: 100 })
+    await waitFor(async () => (await httpGet(`${probeBase}/_readyz`)).status === 200 || undefined, {
+      what: 'relay /_readyz 200',
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    })
     // readiness covers the database; the API answers once the pipeline has started
     await proc.waitForLog(/relay started/, 60_000)
   } catch (err) {
@@ -68,10 +72,13 @@ export async function adminCall(r: RelayHandle, method: 'GET' | 'POST', path: st
 /** Admin requestCrawl for `localhost:PORT`, then wait until the relay's subscription is open. */
 export async function addHost(r: RelayHandle, hostname: string): Promise<void> {
   await adminCall(r, 'POST', '/admin/pds/requestCrawl', { hostname })
-  await waitFor(async () => {
-    const conns: string[] = await adminCall(r, 'GET', '/admin/subs/getUpstreamConns')
-    return conns.includes(hostname) || undefined
-  }, { what: `relay subscribed to ${hostname}`, timeoutMs: 15_000 })
+  await waitFor(
+    async () => {
+      const conns: string[] = await adminCall(r, 'GET', '/admin/subs/getUpstreamConns')
+      return conns.includes(hostname) || undefined
+    },
+    { what: `relay subscribed to ${hostname}`, timeoutMs: 15_000 },
+  )
 }
 
 export async function xrpc(r: RelayHandle, nsid: string, query: Record<string, string> = {}): Promise<{ status: number; body: any }> {

@@ -150,7 +150,12 @@ export interface ScriptedAccount {
  * and starts an empty repo for it (whose genesis commit is never sent: the first commit the relay
  * sees carries prevData, as when a relay joins a host that has been running).
  */
-export async function createScriptedAccount(plcUrl: string, pdsUrl: string, handle: string, curve: Curve = 'k256'): Promise<ScriptedAccount> {
+export async function createScriptedAccount(
+  plcUrl: string,
+  pdsUrl: string,
+  handle: string,
+  curve: Curve = 'k256',
+): Promise<ScriptedAccount> {
   const plc = require('@did-plc/lib')
   const key = await makeKeypair(curve)
   const rotation = await makeKeypair('k256')
@@ -168,10 +173,19 @@ export function accountFrame(a: { did: string }, seq: number, active: boolean, s
   return encodeFrame('#account', { seq, did: a.did, time: new Date().toISOString(), active, ...(status ? { status } : {}) })
 }
 
-export const createPost = (text: string): RecordWriteOp => ({ action: WriteOpAction.Create, collection: 'app.bsky.feed.post', rkey: nextRkey(), record: record(text) })
+export const createPost = (text: string): RecordWriteOp => ({
+  action: WriteOpAction.Create,
+  collection: 'app.bsky.feed.post',
+  rkey: nextRkey(),
+  record: record(text),
+})
 
 /** A valid next commit for the account; the account's repo advances. */
-export async function nextCommit(a: ScriptedAccount, writes: RecordWriteOp[], seq: number): Promise<{ frame: Uint8Array; body: Record<string, unknown> }> {
+export async function nextCommit(
+  a: ScriptedAccount,
+  writes: RecordWriteOp[],
+  seq: number,
+): Promise<{ frame: Uint8Array; body: Record<string, unknown> }> {
   const c = await buildCommit(a.repo, a.key, writes, { seq })
   a.repo = c.repo
   a.commits.push(c.body)

@@ -99,7 +99,10 @@ export class PdsClient {
     this.base = base
   }
 
-  async call<T = any>(nsid: string, opts: { body?: unknown; query?: Record<string, string>; auth?: string; method?: 'GET' | 'POST' } = {}): Promise<T> {
+  async call<T = any>(
+    nsid: string,
+    opts: { body?: unknown; query?: Record<string, string>; auth?: string; method?: 'GET' | 'POST' } = {},
+  ): Promise<T> {
     const url = new URL(`/xrpc/${nsid}`, this.base)
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v)
     const method = opts.method ?? (opts.body !== undefined ? 'POST' : 'GET')
@@ -155,7 +158,10 @@ export function post(text: string) {
 }
 
 export async function createRecord(a: Account, collection: string, record: unknown, rkey?: string): Promise<WriteResult> {
-  return clientFor(a.pds).call('com.atproto.repo.createRecord', { auth: bearer(a), body: { repo: a.did, collection, record, ...(rkey ? { rkey } : {}) } })
+  return clientFor(a.pds).call('com.atproto.repo.createRecord', {
+    auth: bearer(a),
+    body: { repo: a.did, collection, record, ...(rkey ? { rkey } : {}) },
+  })
 }
 
 export async function putRecord(a: Account, collection: string, rkey: string, record: unknown): Promise<WriteResult> {

@@ -59,7 +59,10 @@ export function spawnRelay(env: Record<string, string>, args: string[] = []): Re
   }
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, { timeoutMs = 30_000, intervalMs = 100, what = 'condition' } = {}): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 30_000, intervalMs = 100, what = 'condition' } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let lastErr: unknown
   for (;;) {

@@ -165,9 +165,18 @@ export function registerAdminRoutes(api: ApiServer, deps: AdminDeps): void {
 
   admin('GET', '/admin/pds/list', async ({ res }) => {
     const { rows } = await db.query<{
-      id: number; created_at: Date; hostname: string; no_ssl: boolean; status: string; last_seq: number
-      account_count: number; account_limit: number; trusted: boolean; admin_added: boolean
-      last_error: string | null; last_event_at: Date | null
+      id: number
+      created_at: Date
+      hostname: string
+      no_ssl: boolean
+      status: string
+      last_seq: number
+      account_count: number
+      account_limit: number
+      trusted: boolean
+      admin_added: boolean
+      last_error: string | null
+      last_event_at: Date | null
     }>(
       `SELECT id, created_at, hostname, no_ssl, status, last_seq, account_count, account_limit, trusted, admin_added,
               last_error, last_event_at

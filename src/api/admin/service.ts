@@ -107,10 +107,9 @@ export class AdminService {
       )
       if (!host.rows[0]) throw hostNotFound(hostname)
       const { id, account_limit: previousLimit } = host.rows[0]
-      const counted = await c.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM account WHERE host_id = $1 AND status <> 'throttled'`,
-        [id],
-      )
+      const counted = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM account WHERE host_id = $1 AND status <> 'throttled'`, [
+        id,
+      ])
       const admitted = counted.rows[0]!.n
       let released: string[] = []
       let throttled: string[] = []
@@ -144,8 +143,10 @@ export class AdminService {
       await this.control.invalidateAccount(did)
       await this.control.emitAccountStatus(did)
     }
-    this.log.info({ hostname, accountLimit, previousLimit: change.previousLimit, released: change.released.length, throttled: change.throttled.length },
-      'admin: host account limit changed')
+    this.log.info(
+      { hostname, accountLimit, previousLimit: change.previousLimit, released: change.released.length, throttled: change.throttled.length },
+      'admin: host account limit changed',
+    )
     return change
   }
 
@@ -159,10 +160,9 @@ export class AdminService {
 
   /** Lifts a ban and reconnects at once from the stored cursor (indigo waits for a requestCrawl). */
   async unblockHost(hostname: string): Promise<void> {
-    const r = await this.db.query(
-      `UPDATE host SET status = 'active', failure_count = 0, updated_at = now() WHERE hostname = $1`,
-      [hostname],
-    )
+    const r = await this.db.query(`UPDATE host SET status = 'active', failure_count = 0, updated_at = now() WHERE hostname = $1`, [
+      hostname,
+    ])
     if (r.rowCount !== 1) throw hostNotFound(hostname)
     try {
       await this.control.connectHost(hostname)

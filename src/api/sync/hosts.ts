@@ -52,10 +52,9 @@ export function registerHostEndpoints(api: ApiServer, db: Pool): void {
 
   api.query('com.atproto.sync.getHostStatus', async ({ url, res }) => {
     const hostname = hostnameParam(url.searchParams, 'hostname')
-    const { rows } = await db.query<HostRow>(
-      'SELECT id, hostname, last_seq, account_count, status FROM host WHERE hostname = $1',
-      [hostname],
-    )
+    const { rows } = await db.query<HostRow>('SELECT id, hostname, last_seq, account_count, status FROM host WHERE hostname = $1', [
+      hostname,
+    ])
     if (!rows[0]) throw new XrpcError(404, 'HostNotFound', `host not found: ${hostname}`)
     sendJson(res, 200, hostView(rows[0]))
   })

@@ -155,7 +155,11 @@ describe('upstream connections and domain bans', () => {
       assert.equal(r.status, 400, JSON.stringify(body))
       assert.equal(r.body.error, 'InvalidRequest')
     }
-    const r = await call(api.url, '/admin/subs/banDomain', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: '{nope' })
+    const r = await call(api.url, '/admin/subs/banDomain', {
+      method: 'POST',
+      headers: { ...ADMIN, 'content-type': 'application/json' },
+      body: '{nope',
+    })
     assert.equal(r.status, 400)
   })
 })
@@ -197,7 +201,10 @@ describe('takedowns', () => {
     api.control.take()
     assert.deepEqual((await adminPost('/admin/repo/reverseTakedown', { did: 'did:plc:td1' })).body, SUCCESS)
     assert.equal(await status('did:plc:td1'), 'active')
-    assert.deepEqual(api.control.take(), [['invalidateAccount', 'did:plc:td1'], ['emitAccountStatus', 'did:plc:td1']])
+    assert.deepEqual(api.control.take(), [
+      ['invalidateAccount', 'did:plc:td1'],
+      ['emitAccountStatus', 'did:plc:td1'],
+    ])
     assert.deepEqual((await adminPost('/admin/repo/reverseTakedown', { did: 'did:plc:td1' })).body, SUCCESS)
     assert.deepEqual(api.control.take(), [])
   })
@@ -228,8 +235,10 @@ describe('hosts', () => {
     assert.deepEqual((await adminPost('/admin/pds/changeLimits', { host: 'limits.example.com', repo_limit: 4 })).body, SUCCESS)
     assert.deepEqual(api.control.take(), [
       ['setHostLimits', 'limits.example.com', 4],
-      ['invalidateAccount', 'did:plc:l3'], ['emitAccountStatus', 'did:plc:l3'],
-      ['invalidateAccount', 'did:plc:l4'], ['emitAccountStatus', 'did:plc:l4'],
+      ['invalidateAccount', 'did:plc:l3'],
+      ['emitAccountStatus', 'did:plc:l3'],
+      ['invalidateAccount', 'did:plc:l4'],
+      ['emitAccountStatus', 'did:plc:l4'],
     ])
     assert.deepEqual(
       (await env.db.query(`SELECT did, status FROM account WHERE host_id = $1 ORDER BY uid`, [h])).rows.map((r) => r.status),
@@ -241,8 +250,10 @@ describe('hosts', () => {
     assert.deepEqual((await adminPost('/admin/pds/changeLimits', { host: 'https://limits.example.com', repo_limit: 2 })).body, SUCCESS)
     assert.deepEqual(api.control.take(), [
       ['setHostLimits', 'limits.example.com', 2],
-      ['invalidateAccount', 'did:plc:l4'], ['emitAccountStatus', 'did:plc:l4'],
-      ['invalidateAccount', 'did:plc:l3'], ['emitAccountStatus', 'did:plc:l3'],
+      ['invalidateAccount', 'did:plc:l4'],
+      ['emitAccountStatus', 'did:plc:l4'],
+      ['invalidateAccount', 'did:plc:l3'],
+      ['emitAccountStatus', 'did:plc:l3'],
     ])
     assert.deepEqual(
       (await env.db.query(`SELECT status FROM account WHERE host_id = $1 ORDER BY uid`, [h])).rows.map((r) => r.status),
@@ -307,7 +318,17 @@ describe('hosts', () => {
     assert.equal(row.EventsSeenSinceStartup, 12)
     assert.deepEqual(row.PerSecondEventRate, { Max: 50, Window: 1_000_000_000 })
     assert.deepEqual(row.PerDayEventRate, { Max: -1, Window: 86_400_000_000_000 })
-    for (const k of ['ID', 'CreatedAt', 'Registered', 'CrawlRateLimit', 'RepoCount', 'PerHourEventRate', 'UserCount', 'AccountLimitAlertsSilenced', 'AccountLimitAlertState']) {
+    for (const k of [
+      'ID',
+      'CreatedAt',
+      'Registered',
+      'CrawlRateLimit',
+      'RepoCount',
+      'PerHourEventRate',
+      'UserCount',
+      'AccountLimitAlertsSilenced',
+      'AccountLimitAlertState',
+    ]) {
       assert.ok(k in row, k)
     }
     const kill = r.body.find((x: any) => x.Host === 'kill.example.com')
@@ -329,6 +350,8 @@ describe('hosts', () => {
 })
 
 test('consumers/list returns the broadcaster consumers', async () => {
-  api.control.consumerList = [{ id: 1, remote_addr: '127.0.0.1:5000', user_agent: 'test', events_consumed: 42, connected_at: '2025-01-01T00:00:00.000Z' }]
+  api.control.consumerList = [
+    { id: 1, remote_addr: '127.0.0.1:5000', user_agent: 'test', events_consumed: 42, connected_at: '2025-01-01T00:00:00.000Z' },
+  ]
   assert.deepEqual((await adminGet('/admin/consumers/list')).body, api.control.consumerList)
 })

@@ -138,7 +138,11 @@ export async function call(base: string, path: string, init: RequestInit & { jso
 export const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
 export const ADMIN = { authorization: basic('admin', PASSWORD) }
 
-export async function insertHost(db: Pool, hostname: string, opts: { lastSeq?: number; status?: string; limit?: number; noSsl?: boolean; accountCount?: number } = {}): Promise<number> {
+export async function insertHost(
+  db: Pool,
+  hostname: string,
+  opts: { lastSeq?: number; status?: string; limit?: number; noSsl?: boolean; accountCount?: number } = {},
+): Promise<number> {
   const { rows } = await db.query<{ id: number }>(
     `INSERT INTO host (hostname, last_seq, status, account_limit, no_ssl, account_count)
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,

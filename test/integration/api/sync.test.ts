@@ -42,20 +42,31 @@ describe('listHosts and getHostStatus', () => {
     assert.equal(all.body.cursor, undefined)
 
     const p1 = await get('/xrpc/com.atproto.sync.listHosts?limit=2')
-    assert.deepEqual(p1.body.hosts.map((h: any) => h.hostname), ['pds-a.example.com', 'pds-b.example.com'])
+    assert.deepEqual(
+      p1.body.hosts.map((h: any) => h.hostname),
+      ['pds-a.example.com', 'pds-b.example.com'],
+    )
     assert.equal(typeof p1.body.cursor, 'string')
     // a host added between pages lands after the cursor and is seen exactly once
     await insertHost(env.db, 'pds-f.example.com', { lastSeq: 1 })
     const p2 = await get(`/xrpc/com.atproto.sync.listHosts?limit=2&cursor=${p1.body.cursor}`)
-    assert.deepEqual(p2.body.hosts.map((h: any) => h.hostname), ['pds-d.example.com', 'pds-e.example.com'])
+    assert.deepEqual(
+      p2.body.hosts.map((h: any) => h.hostname),
+      ['pds-d.example.com', 'pds-e.example.com'],
+    )
     const p3 = await get(`/xrpc/com.atproto.sync.listHosts?limit=2&cursor=${p2.body.cursor}`)
-    assert.deepEqual(p3.body.hosts.map((h: any) => h.hostname), ['pds-f.example.com'])
+    assert.deepEqual(
+      p3.body.hosts.map((h: any) => h.hostname),
+      ['pds-f.example.com'],
+    )
     assert.equal(p3.body.cursor, undefined)
   })
 
   test('listHosts rejects bad limit and cursor, naming the parameter', async () => {
-    for (const q of ['limit=0', 'limit=1001', 'limit=abc', 'limit=1.5']) assertBadParam(await get(`/xrpc/com.atproto.sync.listHosts?${q}`), 'limit')
-    for (const q of ['cursor=-1', 'cursor=abc', 'cursor=99999999999999999999']) assertBadParam(await get(`/xrpc/com.atproto.sync.listHosts?${q}`), 'cursor')
+    for (const q of ['limit=0', 'limit=1001', 'limit=abc', 'limit=1.5'])
+      assertBadParam(await get(`/xrpc/com.atproto.sync.listHosts?${q}`), 'limit')
+    for (const q of ['cursor=-1', 'cursor=abc', 'cursor=99999999999999999999'])
+      assertBadParam(await get(`/xrpc/com.atproto.sync.listHosts?${q}`), 'cursor')
     assertBadParam(await get('/xrpc/com.atproto.sync.listHosts?limit=1&limit=2'), 'limit')
   })
 
@@ -184,7 +195,10 @@ describe('repos', () => {
   test('getRepo redirects to the account host with the same query', async () => {
     const r = await get('/xrpc/com.atproto.sync.getRepo?did=did:plc:active1&since=3l3qo2vutsw2a')
     assert.equal(r.status, 302)
-    assert.equal(r.headers.get('location'), 'https://repos.example.com/xrpc/com.atproto.sync.getRepo?did=did:plc:active1&since=3l3qo2vutsw2a')
+    assert.equal(
+      r.headers.get('location'),
+      'https://repos.example.com/xrpc/com.atproto.sync.getRepo?did=did:plc:active1&since=3l3qo2vutsw2a',
+    )
     const local = (await env.db.query<{ id: number }>(`SELECT id FROM host WHERE hostname = 'localhost:2583'`)).rows[0]!.id
     await insertAccount(env.db, 'did:plc:localdev', local)
     const dev = await get('/xrpc/com.atproto.sync.getRepo?did=did:plc:localdev')
@@ -194,7 +208,12 @@ describe('repos', () => {
   })
 
   test('getRepo errors: status errors, unknown account, bad did and since', async () => {
-    for (const [did, error] of [['did:plc:takendown', 'RepoTakendown'], ['did:plc:suspended', 'RepoSuspended'], ['did:plc:deactivated', 'RepoDeactivated'], ['did:plc:deleted', 'RepoDeleted']]) {
+    for (const [did, error] of [
+      ['did:plc:takendown', 'RepoTakendown'],
+      ['did:plc:suspended', 'RepoSuspended'],
+      ['did:plc:deactivated', 'RepoDeactivated'],
+      ['did:plc:deleted', 'RepoDeleted'],
+    ]) {
       const r = await get(`/xrpc/com.atproto.sync.getRepo?did=${did}`)
       assert.equal(r.status, 403)
       assert.equal(r.body.error, error)
@@ -242,7 +261,11 @@ describe('listReposByCollection', () => {
     assert.deepEqual(p1.body.repos, [{ did: 'did:plc:c-b' }, { did: 'did:plc:c-d' }])
     assert.ok(p1.body.cursor)
     // one joins before the cursor (not in this enumeration), one after (seen once)
-    await env.db.query('INSERT INTO collection_repo (collection, did, record_count) VALUES ($1, $2, 1), ($1, $3, 1)', [C, 'did:plc:c-a', 'did:plc:c-e'])
+    await env.db.query('INSERT INTO collection_repo (collection, did, record_count) VALUES ($1, $2, 1), ($1, $3, 1)', [
+      C,
+      'did:plc:c-a',
+      'did:plc:c-e',
+    ])
     const p2 = await list(`collection=${C}&limit=2&cursor=${encodeURIComponent(p1.body.cursor)}`)
     assert.deepEqual(p2.body.repos, [{ did: 'did:plc:c-e' }, { did: 'did:plc:c-f' }])
     assert.equal(p2.body.cursor, undefined, 'last page: no cursor')

@@ -12,7 +12,10 @@ import { freePort, httpGet, spawnRelay, waitFor } from '../../helpers/relay-proc
 function postgresPidsFor(dataDir: string): number[] {
   try {
     return execFileSync('pgrep', ['-f', `postgres -D ${path.join(dataDir, 'postgres')}`], { encoding: 'utf8' })
-      .trim().split('\n').filter(Boolean).map(Number)
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
   } catch {
     return []
   }

@@ -21,7 +21,10 @@ after(async () => {
 test('migrations load in version order with unique versions', () => {
   const ms = loadMigrations()
   assert.ok(ms.length >= 1)
-  assert.deepEqual(ms.map((m) => m.version), [...ms.map((m) => m.version)].sort((a, b) => a - b))
+  assert.deepEqual(
+    ms.map((m) => m.version),
+    [...ms.map((m) => m.version)].sort((a, b) => a - b),
+  )
   assert.equal(latestVersion(ms), ms.at(-1)!.version)
 })
 
@@ -33,7 +36,10 @@ test('concurrent migrators serialise on the advisory lock; the second run is a n
   const [ra, rb] = await Promise.all([migrate(a, log), migrate(b, log)])
   const all = loadMigrations().map((m) => m.version)
   // exactly one of them applied everything, the other found nothing to do
-  assert.deepEqual([...ra, ...rb].sort((x, y) => x - y), all)
+  assert.deepEqual(
+    [...ra, ...rb].sort((x, y) => x - y),
+    all,
+  )
   assert.ok(ra.length === 0 || rb.length === 0)
   assert.equal(await appliedVersion(a), latestVersion())
   assert.deepEqual(await migrate(a, log), [])

@@ -58,7 +58,9 @@ test('probes: healthz always 200, readyz follows the database, metrics expose bu
   dbUrl.hostname = '127.0.0.1'
   dbUrl.port = String(proxy.port)
   dbUrl.searchParams.delete('host')
-  const { config } = loadConfig({ env: { DATABASE_URL: dbUrl.toString(), RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' } })
+  const { config } = loadConfig({
+    env: { DATABASE_URL: dbUrl.toString(), RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' },
+  })
   const relay = new Relay({ config, log: createLogger('silent') })
   try {
     await relay.start()
@@ -77,10 +79,13 @@ test('probes: healthz always 200, readyz follows the database, metrics expose bu
     assert.match(ready.headers.get('server') ?? '', /atproto-relay/)
 
     proxy.cut()
-    const down = await waitFor(async () => {
-      const r = await httpGet(`${base}/_readyz`)
-      return r.status === 503 ? r : undefined
-    }, { what: 'readyz 503' })
+    const down = await waitFor(
+      async () => {
+        const r = await httpGet(`${base}/_readyz`)
+        return r.status === 503 ? r : undefined
+      },
+      { what: 'readyz 503' },
+    )
     const body = JSON.parse(down.body)
     assert.equal(body.status, 'not ready')
     assert.match(body.reason, /^database: database unreachable/)
@@ -96,7 +101,9 @@ test('probes: healthz always 200, readyz follows the database, metrics expose bu
 
 test('readyz is 503 with a reason while migrations are missing', async () => {
   const other = await createTestDatabase('probe2')
-  const { config } = loadConfig({ env: { DATABASE_URL: other.url, RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' } })
+  const { config } = loadConfig({
+    env: { DATABASE_URL: other.url, RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' },
+  })
   const relay = new Relay({ config, log: createLogger('silent') })
   try {
     await relay.start()
@@ -118,7 +125,9 @@ test('readyz is 503 with a reason while migrations are missing', async () => {
 
 test('api port: unknown XRPC method is 501 MethodNotImplemented, _health answers with the version', async () => {
   const other = await createTestDatabase('api')
-  const { config } = loadConfig({ env: { DATABASE_URL: other.url, RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' } })
+  const { config } = loadConfig({
+    env: { DATABASE_URL: other.url, RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' },
+  })
   const relay = new Relay({ config, log: createLogger('silent') })
   try {
     await relay.start()

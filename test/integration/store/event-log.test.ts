@@ -51,8 +51,14 @@ test('readAfter pages through the log in seq order, seq > cursor, with the frame
     }
     cursor = page.at(-1)!.seq
   }
-  assert.deepEqual(seen, Array.from({ length: 250 }, (_, i) => i + 1))
-  assert.deepEqual((await evlog.readRange(248, 10)).map((e) => e.seq), [249, 250])
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 250 }, (_, i) => i + 1),
+  )
+  assert.deepEqual(
+    (await evlog.readRange(248, 10)).map((e) => e.seq),
+    [249, 250],
+  )
   assert.deepEqual(await evlog.readAfter(250, 10), [])
   assert.equal(await evlog.oldestSeq(), 1)
   assert.equal(await evlog.headSeq(), 250)
@@ -122,7 +128,10 @@ test('hideAccount removes a DID from replay; later events for it are served; thr
   const back = await s.submit(makeEvent('did:plc:bad', { kind: 'account' }))
   await s.close()
   assert.equal(back.seq, 31)
-  assert.deepEqual((await evlog.readAfter(29, 10)).map((e) => [e.seq, e.did]), [[31, 'did:plc:bad']])
+  assert.deepEqual(
+    (await evlog.readAfter(29, 10)).map((e) => [e.seq, e.did]),
+    [[31, 'did:plc:bad']],
+  )
   await evlog.stop()
 })
 
@@ -131,9 +140,20 @@ test('accounts: state lookup, creation and status helpers', async () => {
   const accounts = new Accounts(pool)
   assert.equal(await accounts.getAccountState('did:plc:none'), undefined)
   const created = await accounts.ensureAccount('did:plc:acct', host)
-  assert.deepEqual({ ...created, uid: 0 }, {
-    uid: 0, did: 'did:plc:acct', hostId: host, status: 'active', upstreamStatus: 'active', rev: null, commitCid: null, dataCid: null, desynchronized: false,
-  })
+  assert.deepEqual(
+    { ...created, uid: 0 },
+    {
+      uid: 0,
+      did: 'did:plc:acct',
+      hostId: host,
+      status: 'active',
+      upstreamStatus: 'active',
+      rev: null,
+      commitCid: null,
+      dataCid: null,
+      desynchronized: false,
+    },
+  )
   assert.equal((await accounts.ensureAccount('did:plc:acct', host + 999)).hostId, host, 'existing row unchanged')
   assert.equal(await accounts.setStatus('did:plc:acct', 'takendown'), true)
   assert.equal(await accounts.setUpstreamStatus('did:plc:acct', 'deactivated'), true)

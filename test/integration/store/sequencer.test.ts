@@ -51,13 +51,25 @@ test('seqs are strictly increasing and continuous in submission order across bat
     const seq = await started({ db: pool, maxBatchEvents: 7, onPersisted: (evs) => handed.push(...evs) })
     const dids = Array.from({ length: 50 }, (_, i) => `did:plc:u${i}`)
     const results = await Promise.all(dids.map((d, i) => seq.submit(makeEvent(d, { padBytes: 100, kind: i % 2 ? 'identity' : 'account' }))))
-    assert.deepEqual(results.map((r) => r.seq), Array.from({ length: 50 }, (_, i) => i + 1))
-    assert.deepEqual(results.map((r) => r.did), dids)
-    assert.deepEqual(handed.map((e) => e.seq), results.map((r) => r.seq), 'broadcaster sees the same order')
+    assert.deepEqual(
+      results.map((r) => r.seq),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    )
+    assert.deepEqual(
+      results.map((r) => r.did),
+      dids,
+    )
+    assert.deepEqual(
+      handed.map((e) => e.seq),
+      results.map((r) => r.seq),
+      'broadcaster sees the same order',
+    )
     for (const r of results) assert.equal(seqOf(r.frame), r.seq)
     for (let i = 1; i < results.length; i++) assert.ok(results[i]!.time >= results[i - 1]!.time, 'time non-decreasing')
 
-    const { rows } = await pool.query<{ seq: number; did: string; kind: number; frame: Buffer }>('SELECT seq, did, kind, frame FROM event ORDER BY seq')
+    const { rows } = await pool.query<{ seq: number; did: string; kind: number; frame: Buffer }>(
+      'SELECT seq, did, kind, frame FROM event ORDER BY seq',
+    )
     assert.equal(rows.length, 50)
     for (const [i, row] of rows.entries()) {
       assert.equal(row.seq, i + 1)
@@ -66,7 +78,10 @@ test('seqs are strictly increasing and continuous in submission order across bat
       assert.ok(row.frame.equals(results[i]!.frame), 'stored bytes are the broadcast bytes')
       assert.equal(seqOf(row.frame), row.seq)
     }
-    assert.ok((await seq.metrics.batchEvents.get()).values.find((v) => v.metricName === 'relay_store_batch_events_count')!.value >= 8, 'at least 8 batches of ≤ 7')
+    assert.ok(
+      (await seq.metrics.batchEvents.get()).values.find((v) => v.metricName === 'relay_store_batch_events_count')!.value >= 8,
+      'at least 8 batches of ≤ 7',
+    )
     assert.equal(seq.headSeq, 50)
     await seq.close()
     await assert.rejects(seq.submit(makeEvent('did:plc:late')), /closed/)
@@ -116,18 +131,31 @@ test('account repo state advances only forward, across batches and within one; #
     await insertAccount(pool, 'did:plc:bob', host)
     const s = await started({ db: pool })
     const rs = (rev: string, c: string, extra = {}) => ({ rev, commitCid: 'commit-' + c, dataCid: 'data-' + c, ...extra })
-    const state = async (did: string) => (await pool.query('SELECT rev, commit_cid, data_cid, desynchronized FROM account WHERE did = $1', [did])).rows[0]
+    const state = async (did: string) =>
+      (await pool.query('SELECT rev, commit_cid, data_cid, desynchronized FROM account WHERE did = $1', [did])).rows[0]
 
     await s.submit(makeEvent('did:plc:alice', { kind: 'commit', repoState: rs('3kaaaaaaaaab2', 'two') }))
     await s.submit(makeEvent('did:plc:alice', { kind: 'commit', repoState: rs('3kaaaaaaaaaa2', 'one') })) // later batch, older rev
-    assert.deepEqual(await state('did:plc:alice'), { rev: '3kaaaaaaaaab2', commit_cid: 'commit-two', data_cid: 'data-two', desynchronized: false })
+    assert.deepEqual(await state('did:plc:alice'), {
+      rev: '3kaaaaaaaaab2',
+      commit_cid: 'commit-two',
+      data_cid: 'data-two',
+      desynchronized: false,
+    })
 
     // Equal rev: ignored for a #commit, applied for a #sync flagged allowEqual (and it can clear desync).
     await pool.query(`UPDATE account SET desynchronized = true WHERE did = 'did:plc:alice'`)
     await s.submit(makeEvent('did:plc:alice', { kind: 'commit', repoState: rs('3kaaaaaaaaab2', 'dup') }))
     assert.equal((await state('did:plc:alice')).commit_cid, 'commit-two')
-    await s.submit(makeEvent('did:plc:alice', { kind: 'sync', repoState: rs('3kaaaaaaaaab2', 'sync', { allowEqual: true, desynchronized: false }) }))
-    assert.deepEqual(await state('did:plc:alice'), { rev: '3kaaaaaaaaab2', commit_cid: 'commit-sync', data_cid: 'data-sync', desynchronized: false })
+    await s.submit(
+      makeEvent('did:plc:alice', { kind: 'sync', repoState: rs('3kaaaaaaaaab2', 'sync', { allowEqual: true, desynchronized: false }) }),
+    )
+    assert.deepEqual(await state('did:plc:alice'), {
+      rev: '3kaaaaaaaaab2',
+      commit_cid: 'commit-sync',
+      data_cid: 'data-sync',
+      desynchronized: false,
+    })
 
     // Several for one DID in one batch: the highest rev wins whatever the order.
     await Promise.all([
@@ -155,7 +183,9 @@ test('collection index: deltas accumulate and rows reaching zero are deleted', a
       s.submit(makeEvent('did:plc:b', { kind: 'commit', collectionDeltas: [d('app.bsky.feed.post', 1)] })),
     ])
     await s.submit(makeEvent('did:plc:a', { kind: 'commit', collectionDeltas: [d('app.bsky.feed.like', -2), d('app.bsky.feed.post', 1)] }))
-    await s.submit(makeEvent('did:plc:b', { kind: 'commit', collectionDeltas: [d('app.bsky.feed.post', -1), d('app.bsky.graph.follow', -1)] }))
+    await s.submit(
+      makeEvent('did:plc:b', { kind: 'commit', collectionDeltas: [d('app.bsky.feed.post', -1), d('app.bsky.graph.follow', -1)] }),
+    )
     const { rows } = await pool.query('SELECT collection, did, record_count FROM collection_repo ORDER BY collection, did')
     assert.deepEqual(rows, [{ collection: 'app.bsky.feed.post', did: 'did:plc:a', record_count: 2 }])
     await s.close()
@@ -196,7 +226,11 @@ test('host cursors commit in the same transaction as the events; a failed transa
     await sleep(300)
     assert.equal(settled, false, 'submitters wait while the batch cannot commit')
     assert.equal((await pool.query('SELECT count(*)::int AS n FROM event')).rows[0].n, 1)
-    assert.equal((await pool.query('SELECT last_seq FROM host WHERE id = $1', [host])).rows[0].last_seq, 101, 'cursor not advanced without its events')
+    assert.equal(
+      (await pool.query('SELECT last_seq FROM host WHERE id = $1', [host])).rows[0].last_seq,
+      101,
+      'cursor not advanced without its events',
+    )
     assert.ok((await s.metrics.retries.get()).values[0]!.value >= 2)
     assert.equal(s.pendingEvents, 2)
 
@@ -218,7 +252,10 @@ test('host cursor never moves backwards, and cursor-only progress is flushed per
   try {
     const h1 = await insertHost(pool, 'one.example.com', 500)
     const h2 = await insertHost(pool, 'two.example.com', 10)
-    let safe = new Map<number, number>([[h1, 400], [h2, 20]])
+    let safe = new Map<number, number>([
+      [h1, 400],
+      [h2, 20],
+    ])
     const s = await started({ db: pool, cursorProvider: () => safe, cursorFlushIntervalMs: 50 })
     const last = async (id: number) => (await pool.query('SELECT last_seq FROM host WHERE id = $1', [id])).rows[0].last_seq
     for (let i = 0; i < 50 && (await last(h2)) !== 20; i++) await sleep(20)
@@ -240,12 +277,20 @@ test('Postgres outage: submitters wait, nothing is lost, the batch commits once 
   ;(pool as unknown as { options: { connectionTimeoutMillis: number } }).options.connectionTimeoutMillis = 500
   try {
     const host = await insertHost(direct, 'pds.example.com')
-    const s = await started({ db: pool, retryInitialMs: 20, retryMaxMs: 100, queryTimeoutMs: 1000, cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, Math.max(...v)])) })
+    const s = await started({
+      db: pool,
+      retryInitialMs: 20,
+      retryMaxMs: 100,
+      queryTimeoutMs: 1000,
+      cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, Math.max(...v)])),
+    })
     assert.equal((await s.submit(makeEvent('did:plc:a', { hostId: host, upstreamSeq: 1 }))).seq, 1)
 
     proxy.cut()
     let done = 0
-    const ps = Array.from({ length: 20 }, (_, i) => s.submit(makeEvent(`did:plc:x${i}`, { hostId: host, upstreamSeq: 2 + i })).then((r) => (done++, r)))
+    const ps = Array.from({ length: 20 }, (_, i) =>
+      s.submit(makeEvent(`did:plc:x${i}`, { hostId: host, upstreamSeq: 2 + i })).then((r) => (done++, r)),
+    )
     await sleep(600)
     assert.equal(done, 0, 'nothing acknowledged while the database is unreachable')
     assert.ok(s.pendingBytes > 0)
@@ -256,7 +301,10 @@ test('Postgres outage: submitters wait, nothing is lost, the batch commits once 
     proxy.restore()
     const results = await Promise.all(ps)
     await room
-    assert.deepEqual(results.map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i + 2))
+    assert.deepEqual(
+      results.map((r) => r.seq),
+      Array.from({ length: 20 }, (_, i) => i + 2),
+    )
     assert.equal(s.pendingBytes, 0)
     const { rows } = await direct.query('SELECT count(*)::int AS n, max(seq)::int AS mx FROM event')
     assert.deepEqual(rows[0], { n: 21, mx: 21 })
@@ -286,7 +334,10 @@ test('flush() skips the batch delay; close() persists everything accepted; malfo
     assert.ok((await s.metrics.overCapacity.get()).values[0]!.value >= 3)
     await assert.rejects(s.submit({ ...makeEvent('did:plc:bad'), seqOffset: 0 }), /placeholder/)
     await s.close()
-    assert.deepEqual((await Promise.all(many)).map((r) => r.seq), [3, 4, 5, 6, 7, 8, 9, 10])
+    assert.deepEqual(
+      (await Promise.all(many)).map((r) => r.seq),
+      [3, 4, 5, 6, 7, 8, 9, 10],
+    )
     assert.equal((await pool.query('SELECT count(*)::int AS n FROM event')).rows[0].n, 10)
   } finally {
     await drop()
@@ -329,7 +380,11 @@ test('a commit whose acknowledgement is lost is detected on retry: no duplicate,
     assert.equal((await s.submit(makeEvent('did:plc:c', { collectionDeltas: [{ collection: 'x.y', delta: -1 }] }))).seq, 4)
     assert.equal((await s.submit(makeEvent('did:plc:d'))).seq, 5)
     assert.deepEqual((await pool.query('SELECT seq, did FROM event ORDER BY seq')).rows, [
-      { seq: 1, did: 'did:plc:a' }, { seq: 2, did: 'did:plc:b' }, { seq: 3, did: 'did:plc:c' }, { seq: 4, did: 'did:plc:c' }, { seq: 5, did: 'did:plc:d' },
+      { seq: 1, did: 'did:plc:a' },
+      { seq: 2, did: 'did:plc:b' },
+      { seq: 3, did: 'did:plc:c' },
+      { seq: 4, did: 'did:plc:c' },
+      { seq: 5, did: 'did:plc:d' },
     ])
     assert.equal((await pool.query('SELECT record_count FROM collection_repo')).rows[0].record_count, 1, 'delta applied exactly once')
     assert.equal((await s.metrics.retries.get()).values[0]!.value, 2)

@@ -177,7 +177,10 @@ export async function startSubscriber(
   }
 }
 
-export async function hostRow(db: Pool, hostname: string): Promise<{ id: number; status: string; last_seq: number; last_error: string | null; failure_count: number } | undefined> {
+export async function hostRow(
+  db: Pool,
+  hostname: string,
+): Promise<{ id: number; status: string; last_seq: number; last_error: string | null; failure_count: number } | undefined> {
   const { rows } = await db.query('SELECT id, status, last_seq, last_error, failure_count FROM host WHERE hostname = $1', [hostname])
   return rows[0]
 }
@@ -191,7 +194,14 @@ export async function insertHost(
   const { rows } = await db.query<{ id: number }>(
     `INSERT INTO host (hostname, no_ssl, status, last_seq, account_limit, admin_added, last_event_at)
      VALUES ($1, $2, $3, $4, 100, $5, $6) RETURNING id`,
-    [hostname, opts.noSsl ?? true, opts.status ?? 'active', opts.lastSeq ?? -1, opts.adminAdded ?? true, opts.lastEventAt === undefined ? new Date() : opts.lastEventAt],
+    [
+      hostname,
+      opts.noSsl ?? true,
+      opts.status ?? 'active',
+      opts.lastSeq ?? -1,
+      opts.adminAdded ?? true,
+      opts.lastEventAt === undefined ? new Date() : opts.lastEventAt,
+    ],
   )
   return rows[0]!.id
 }

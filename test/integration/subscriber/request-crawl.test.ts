@@ -14,7 +14,10 @@ const ANSWERS: Record<string, LookupAddress[]> = {
   'meta.example.com': [{ address: '169.254.169.254', family: 4 }],
   'loop.example.com': [{ address: '127.0.0.1', family: 4 }],
   'mapped.example.com': [{ address: '::ffff:127.0.0.1', family: 6 }],
-  'mixed.example.com': [{ address: '93.184.216.34', family: 4 }, { address: '192.168.1.1', family: 4 }],
+  'mixed.example.com': [
+    { address: '93.184.216.34', family: 4 },
+    { address: '192.168.1.1', family: 4 },
+  ],
   localhost: [{ address: '127.0.0.1', family: 4 }],
 }
 const lookups: string[] = []
@@ -71,15 +74,41 @@ describe('requestCrawl, insecure hosts off (production policy)', () => {
     await rejects([], 400, 'InvalidRequest')
     await rejects({}, 400, 'InvalidRequest', /hostname is required/)
     await rejects({ hostname: 42 }, 400, 'InvalidRequest')
-    for (const hostname of ['', '   ', 'nodots', 'bad_char.example.com', 'a..example.com', '-a.example.com', 'https://a.example.com/path',
-      'https://a.example.com?x=1', 'user@a.example.com', 'ftp://a.example.com', 'a.example.123', `${'a'.repeat(64)}.example.com`]) {
+    for (const hostname of [
+      '',
+      '   ',
+      'nodots',
+      'bad_char.example.com',
+      'a..example.com',
+      '-a.example.com',
+      'https://a.example.com/path',
+      'https://a.example.com?x=1',
+      'user@a.example.com',
+      'ftp://a.example.com',
+      'a.example.123',
+      `${'a'.repeat(64)}.example.com`,
+    ]) {
       await rejects({ hostname }, 400, 'InvalidRequest')
     }
   })
 
   it('rejects IP literals (IPv4, IPv6, IPv4-mapped) and ports', async () => {
-    for (const hostname of ['127.0.0.1', '10.0.0.1', '169.254.169.254', 'https://10.0.0.1', '8.8.8.8', '[::1]', '::1', 'https://[::1]:443',
-      '[::ffff:127.0.0.1]', '::ffff:7f00:1', '[::ffff:a9fe:a9fe]', '[fe80::1%eth0]', '0x7f.0.0.1', '2130706433']) {
+    for (const hostname of [
+      '127.0.0.1',
+      '10.0.0.1',
+      '169.254.169.254',
+      'https://10.0.0.1',
+      '8.8.8.8',
+      '[::1]',
+      '::1',
+      'https://[::1]:443',
+      '[::ffff:127.0.0.1]',
+      '::ffff:7f00:1',
+      '[::ffff:a9fe:a9fe]',
+      '[fe80::1%eth0]',
+      '0x7f.0.0.1',
+      '2130706433',
+    ]) {
       await rejects({ hostname }, 400, 'InvalidRequest')
     }
     await rejects({ hostname: 'pds.example.com:8443' }, 400, 'InvalidRequest', /port/)

@@ -6,13 +6,31 @@ import { boolParam, didParam, hostnameParam, idCursor, intParam, isNsid, nsidPar
 const q = (s: string) => new URLSearchParams(s)
 
 function rejects(fn: () => unknown, param: string): void {
-  assert.throws(fn, (err: unknown) => err instanceof XrpcError && err.status === 400 && err.error === 'InvalidRequest' && err.message.includes(param))
+  assert.throws(
+    fn,
+    (err: unknown) => err instanceof XrpcError && err.status === 400 && err.error === 'InvalidRequest' && err.message.includes(param),
+  )
 }
 
 test('NSID syntax', () => {
-  for (const ok of ['app.bsky.feed.post', 'com.example.fooBar', 'com.ex-ample.x1', 'a.b.c', 'net.users.bob.ping', 'cn.8.lex.stuff']) assert.ok(isNsid(ok), ok)
-  for (const bad of ['', 'app', 'app.bsky', 'app.bsky.', '.app.bsky.post', 'app..bsky.post', '1app.bsky.post', 'app.bsky.1post',
-    'app.bsky.po-st', 'app.bsky.feed.post#main', 'app.-bsky.post', 'app.bsky-.post', 'a'.repeat(64) + '.b.c', 'app.bsky.feed.pöst']) {
+  for (const ok of ['app.bsky.feed.post', 'com.example.fooBar', 'com.ex-ample.x1', 'a.b.c', 'net.users.bob.ping', 'cn.8.lex.stuff'])
+    assert.ok(isNsid(ok), ok)
+  for (const bad of [
+    '',
+    'app',
+    'app.bsky',
+    'app.bsky.',
+    '.app.bsky.post',
+    'app..bsky.post',
+    '1app.bsky.post',
+    'app.bsky.1post',
+    'app.bsky.po-st',
+    'app.bsky.feed.post#main',
+    'app.-bsky.post',
+    'app.bsky-.post',
+    'a'.repeat(64) + '.b.c',
+    'app.bsky.feed.pöst',
+  ]) {
     assert.ok(!isNsid(bad), bad)
   }
   assert.ok(!isNsid(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.e`)) // authority > 253
@@ -24,7 +42,8 @@ test('integers: default, range, syntax', () => {
   assert.equal(intParam(q('limit='), 'limit', o), 200)
   assert.equal(intParam(q('limit=1'), 'limit', o), 1)
   assert.equal(intParam(q('limit=1000'), 'limit', o), 1000)
-  for (const bad of ['0', '1001', '-5', '1e3', '10.0', ' 5', '0x10', '99999999999999999']) rejects(() => intParam(q(`limit=${encodeURIComponent(bad)}`), 'limit', o), 'limit')
+  for (const bad of ['0', '1001', '-5', '1e3', '10.0', ' 5', '0x10', '99999999999999999'])
+    rejects(() => intParam(q(`limit=${encodeURIComponent(bad)}`), 'limit', o), 'limit')
   rejects(() => intParam(q('limit=1&limit=2'), 'limit', o), 'limit')
 })
 

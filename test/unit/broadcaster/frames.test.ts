@@ -1,43 +1,42 @@
-import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import { decodeFirst, decode } from '@atcute/cbor';
-import { encodeErrorFrame, encodeInfoFrame, wsBinaryHeader, wsBinaryMessage, wsHeaderLength } from '../../../src/broadcaster/frames.ts';
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { decodeFirst, decode } from '@atcute/cbor'
+import { encodeErrorFrame, encodeInfoFrame, wsBinaryHeader, wsBinaryMessage, wsHeaderLength } from '../../../src/broadcaster/frames.ts'
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
 test('FutureCursor error frame matches the PDS bytes (protocol.md §1.2)', () => {
-  const expected =
-    'a1626f7020a2656572726f726c467574757265437572736f72676d65737361676575437572736f7220696e20746865206675747572652e';
-  assert.equal(hex(encodeErrorFrame('FutureCursor', 'Cursor in the future.')), expected);
-});
+  const expected = 'a1626f7020a2656572726f726c467574757265437572736f72676d65737361676575437572736f7220696e20746865206675747572652e'
+  assert.equal(hex(encodeErrorFrame('FutureCursor', 'Cursor in the future.')), expected)
+})
 
 test('error header is {op:-1} with no t; message optional', () => {
-  const f = encodeErrorFrame('ConsumerTooSlow');
-  assert.equal(hex(f.subarray(0, 5)), 'a1626f7020');
-  const [header, rest] = decodeFirst(f);
-  assert.deepEqual(header, { op: -1 });
-  assert.deepEqual(decode(rest), { error: 'ConsumerTooSlow' });
-});
+  const f = encodeErrorFrame('ConsumerTooSlow')
+  assert.equal(hex(f.subarray(0, 5)), 'a1626f7020')
+  const [header, rest] = decodeFirst(f)
+  assert.deepEqual(header, { op: -1 })
+  assert.deepEqual(decode(rest), { error: 'ConsumerTooSlow' })
+})
 
 test('#info frame: header {t:"#info", op:1} (t first), body {name, message}', () => {
-  const f = encodeInfoFrame('OutdatedCursor', 'Requested cursor exceeded limit. Possibly missing events');
-  assert.equal(hex(f.subarray(0, 13)), 'a26174652369' + '6e666f626f7001');
-  const [header, rest] = decodeFirst(f);
-  assert.deepEqual(header, { t: '#info', op: 1 });
+  const f = encodeInfoFrame('OutdatedCursor', 'Requested cursor exceeded limit. Possibly missing events')
+  assert.equal(hex(f.subarray(0, 13)), 'a26174652369' + '6e666f626f7001')
+  const [header, rest] = decodeFirst(f)
+  assert.deepEqual(header, { t: '#info', op: 1 })
   // canonical key order: "name" (4) before "message" (7)
-  assert.equal(rest[0], 0xa2);
-  assert.equal(hex(rest.subarray(1, 6)), '646e616d65');
-  assert.deepEqual(decode(rest), { name: 'OutdatedCursor', message: 'Requested cursor exceeded limit. Possibly missing events' });
-});
+  assert.equal(rest[0], 0xa2)
+  assert.equal(hex(rest.subarray(1, 6)), '646e616d65')
+  assert.deepEqual(decode(rest), { name: 'OutdatedCursor', message: 'Requested cursor exceeded limit. Possibly missing events' })
+})
 
 test('WebSocket binary framing for all three length forms', () => {
-  assert.equal(hex(wsBinaryHeader(0)), '8200');
-  assert.equal(hex(wsBinaryHeader(125)), '827d');
-  assert.equal(hex(wsBinaryHeader(126)), '827e007e');
-  assert.equal(hex(wsBinaryHeader(65535)), '827effff');
-  assert.equal(hex(wsBinaryHeader(65536)), '827f0000000000010000');
-  assert.equal(hex(wsBinaryHeader(2 ** 32 + 5)), '827f0000000100000005');
-  for (const n of [0, 125, 126, 65535, 65536]) assert.equal(wsBinaryHeader(n).length, wsHeaderLength(n));
-  const payload = new Uint8Array([1, 2, 3]);
-  assert.equal(hex(wsBinaryMessage(payload)), '8203010203');
-});
+  assert.equal(hex(wsBinaryHeader(0)), '8200')
+  assert.equal(hex(wsBinaryHeader(125)), '827d')
+  assert.equal(hex(wsBinaryHeader(126)), '827e007e')
+  assert.equal(hex(wsBinaryHeader(65535)), '827effff')
+  assert.equal(hex(wsBinaryHeader(65536)), '827f0000000000010000')
+  assert.equal(hex(wsBinaryHeader(2 ** 32 + 5)), '827f0000000100000005')
+  for (const n of [0, 125, 126, 65535, 65536]) assert.equal(wsBinaryHeader(n).length, wsHeaderLength(n))
+  const payload = new Uint8Array([1, 2, 3])
+  assert.equal(hex(wsBinaryMessage(payload)), '8203010203')
+})

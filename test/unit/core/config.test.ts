@@ -51,12 +51,19 @@ test('bad values name the option and the accepted form', () => {
     [{}, ['--port'], /--port needs a value/],
   ]
   for (const [env, argv, re] of cases) {
-    assert.throws(() => loadConfig({ env, argv }), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${JSON.stringify(env)} ${argv}`)
+    assert.throws(
+      () => loadConfig({ env, argv }),
+      (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      `${JSON.stringify(env)} ${argv}`,
+    )
   }
 })
 
 test('secrets are redacted from error messages', () => {
-  assert.throws(() => loadConfig({ env: { DATABASE_URL: 'hunter2 not a url' } }), (err: Error) => !err.message.includes('hunter2'))
+  assert.throws(
+    () => loadConfig({ env: { DATABASE_URL: 'hunter2 not a url' } }),
+    (err: Error) => !err.message.includes('hunter2'),
+  )
 })
 
 test('duration and size parsing', () => {

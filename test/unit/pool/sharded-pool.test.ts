@@ -55,7 +55,11 @@ test('every DID stays on one worker and keeps its submission order across 3 shar
     await Promise.all(done)
     for (const did of dids) {
       const ns = seen.get(did)!
-      assert.deepEqual(ns, [...ns].sort((a, b) => a - b), `order broken for ${did}`)
+      assert.deepEqual(
+        ns,
+        [...ns].sort((a, b) => a - b),
+        `order broken for ${did}`,
+      )
       assert.equal(ns.length, next.get(did))
       assert.equal(shardsSeen.get(did)!.size, 1)
     }
@@ -88,7 +92,10 @@ test('a full shard makes submitters wait (bounded bytes) and nothing is lost', a
     assert.ok(waits > 0, 'the submitter had to wait')
     assert.ok(maxQueued <= cap, `queue bytes ${maxQueued} exceeded the cap ${cap}`)
     const bp = await registry.getSingleMetric('relay_pool_backpressure_total')!.get()
-    assert.equal(bp.values.reduce((a, v) => a + v.value, 0), waits)
+    assert.equal(
+      bp.values.reduce((a, v) => a + v.value, 0),
+      waits,
+    )
   } finally {
     await pool.close()
   }
@@ -100,9 +107,7 @@ test('a worker crash is survived: the batch is retried frame by frame, only the 
     const did = 'did:plc:crashy'
     // Fill a batch behind a slow frame so the poison frame shares a batch with innocent ones.
     const first = pool.submit(did, enc.encode('slow'), { did, delayMs: 30 })
-    const batch = Array.from({ length: 10 }, (_, i) =>
-      pool.submit(did, enc.encode(`f${i}`), { did, crash: i === 4 }),
-    )
+    const batch = Array.from({ length: 10 }, (_, i) => pool.submit(did, enc.encode(`f${i}`), { did, crash: i === 4 }))
     const results = await Promise.all([first, ...batch])
     const crashed = results.filter((r) => 'crashed' in r)
     assert.equal(crashed.length, 1)

@@ -41,16 +41,37 @@ test('spliceSeq refuses a missing placeholder, a bad offset and seqs beyond 2^53
 })
 
 test('mergeRepoStates keeps the highest rev per DID; an equal rev replaces only with allowEqual', () => {
-  const e = (did: string, rev: string, cid: string, allowEqual?: boolean) => ({ ev: makeEvent(did, { repoState: { rev, commitCid: cid, dataCid: 'd' + cid, allowEqual } }) })
-  const merged = mergeRepoStates([e('a', '3kaaa', 'c1'), e('a', '3kaab', 'c2'), e('a', '3kaaa', 'c3'), e('b', '3kaaa', 'b1'), e('b', '3kaaa', 'b2'), e('b', '3kaaa', 'b3', true)])
+  const e = (did: string, rev: string, cid: string, allowEqual?: boolean) => ({
+    ev: makeEvent(did, { repoState: { rev, commitCid: cid, dataCid: 'd' + cid, allowEqual } }),
+  })
+  const merged = mergeRepoStates([
+    e('a', '3kaaa', 'c1'),
+    e('a', '3kaab', 'c2'),
+    e('a', '3kaaa', 'c3'),
+    e('b', '3kaaa', 'b1'),
+    e('b', '3kaaa', 'b2'),
+    e('b', '3kaaa', 'b3', true),
+  ])
   const byDid = new Map(merged.map((m) => [m.did, m]))
   assert.equal(byDid.get('a')!.commitCid, 'c2')
   assert.equal(byDid.get('b')!.commitCid, 'b3')
 })
 
 test('mergeCollectionDeltas sums per (collection, did) and drops zeros', () => {
-  const e = (did: string, deltas: Array<[string, number]>) => ({ ev: makeEvent(did, { collectionDeltas: deltas.map(([collection, delta]) => ({ collection, delta })) }) })
-  const merged = mergeCollectionDeltas([e('a', [['x.post', 1], ['x.like', 1]]), e('a', [['x.post', 1], ['x.like', -1]]), e('b', [['x.post', -1]])])
+  const e = (did: string, deltas: Array<[string, number]>) => ({
+    ev: makeEvent(did, { collectionDeltas: deltas.map(([collection, delta]) => ({ collection, delta })) }),
+  })
+  const merged = mergeCollectionDeltas([
+    e('a', [
+      ['x.post', 1],
+      ['x.like', 1],
+    ]),
+    e('a', [
+      ['x.post', 1],
+      ['x.like', -1],
+    ]),
+    e('b', [['x.post', -1]]),
+  ])
   assert.deepEqual(merged, [
     { collection: 'x.post', did: 'a', delta: 2 },
     { collection: 'x.post', did: 'b', delta: -1 },

@@ -1,94 +1,125 @@
-import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import * as dagCbor from '@ipld/dag-cbor';
-import { decodeFirst } from '@atcute/cbor';
-import { makeKeypair, createRepo, buildCommit, create, encodeFrame } from './helpers.ts';
-import { decodeEvent, validateCommit } from '../../../src/validator/validate.ts';
-import { verifierFromDidKey } from '../../../src/validator/keys.ts';
-import { encodeAccountFrame, encodeErrorFrame, encodeIdentityFrame, encodeInfoFrame, encodeSyncFrame, spliceSeq } from '../../../src/validator/encode.ts';
-import { decodeFrame } from '../../../src/validator/frame.ts';
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import { decodeFirst } from '@atcute/cbor'
+import { makeKeypair, createRepo, buildCommit, create, encodeFrame } from './helpers.ts'
+import { decodeEvent, validateCommit } from '../../../src/validator/validate.ts'
+import { verifierFromDidKey } from '../../../src/validator/keys.ts'
+import {
+  encodeAccountFrame,
+  encodeErrorFrame,
+  encodeIdentityFrame,
+  encodeInfoFrame,
+  encodeSyncFrame,
+  spliceSeq,
+} from '../../../src/validator/encode.ts'
+import { decodeFrame } from '../../../src/validator/frame.ts'
 
 function decodeBoth(frame: Uint8Array): [Record<string, unknown>, Record<string, unknown>] {
-  const [h, rest] = decodeFirst(frame); // atcute enforces canonical key order and minimal ints
-  void h;
-  assert.doesNotThrow(() => decodeFirst(rest));
-  const hb = dagCbor.encode(dagCbor.decode(frame.subarray(0, frame.length - rest.length)));
-  const header = dagCbor.decode(hb) as Record<string, unknown>;
-  const body = dagCbor.decode(rest) as Record<string, unknown>;
+  const [h, rest] = decodeFirst(frame) // atcute enforces canonical key order and minimal ints
+  void h
+  assert.doesNotThrow(() => decodeFirst(rest))
+  const hb = dagCbor.encode(dagCbor.decode(frame.subarray(0, frame.length - rest.length)))
+  const header = dagCbor.decode(hb) as Record<string, unknown>
+  const body = dagCbor.decode(rest) as Record<string, unknown>
   // canonical: re-encoding with @ipld/dag-cbor yields identical bytes
-  assert.deepEqual(dagCbor.encode(body), rest);
-  return [header, body];
+  assert.deepEqual(dagCbor.encode(body), rest)
+  return [header, body]
 }
 
 test('#commit: strict outbound frame, seq splice at every width', async () => {
-  const kp = await makeKeypair('k256');
-  const repo = await createRepo(kp, 'did:plc:encodetest000000000000000', 3);
-  const built = await buildCommit(repo, kp, [create()]);
-  const { tooBig: _t, rebase: _r, blobs: _b, ...lean } = built.body;
-  const upstream = { ...lean, futureField: { a: [1, 'x'] } };
-  const d = decodeEvent(encodeFrame('#commit', upstream));
-  assert.ok(d.kind === 'event' && d.event.type === '#commit');
-  const r = validateCommit(d.event, null, verifierFromDidKey(kp.did()), { nowMs: Date.now() });
-  assert.ok(r.ok);
-  assert.equal(r.frame[r.seqOffset], 0);
+  const kp = await makeKeypair('k256')
+  const repo = await createRepo(kp, 'did:plc:encodetest000000000000000', 3)
+  const built = await buildCommit(repo, kp, [create()])
+  const { tooBig: _t, rebase: _r, blobs: _b, ...lean } = built.body
+  const upstream = { ...lean, futureField: { a: [1, 'x'] } }
+  const d = decodeEvent(encodeFrame('#commit', upstream))
+  assert.ok(d.kind === 'event' && d.event.type === '#commit')
+  const r = validateCommit(d.event, null, verifierFromDidKey(kp.did()), { nowMs: Date.now() })
+  assert.ok(r.ok)
+  assert.equal(r.frame[r.seqOffset], 0)
   for (const seq of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1]) {
-    const out = spliceSeq(r.frame, r.seqOffset, seq);
-    const [header, body] = decodeBoth(out);
-    assert.deepEqual(header, { t: '#commit', op: 1 });
-    assert.equal(body.seq, seq);
-    assert.equal(body.rebase, false);
-    assert.equal(body.tooBig, false);
-    assert.deepEqual(body.blobs, []);
-    assert.deepEqual(body.futureField, { a: [1, 'x'] });
+    const out = spliceSeq(r.frame, r.seqOffset, seq)
+    const [header, body] = decodeBoth(out)
+    assert.deepEqual(header, { t: '#commit', op: 1 })
+    assert.equal(body.seq, seq)
+    assert.equal(body.rebase, false)
+    assert.equal(body.tooBig, false)
+    assert.deepEqual(body.blobs, [])
+    assert.deepEqual(body.futureField, { a: [1, 'x'] })
     for (const k of ['repo', 'rev', 'since', 'time', 'ops', 'commit', 'prevData']) {
-      assert.deepEqual(body[k], built.body[k], k);
+      assert.deepEqual(body[k], built.body[k], k)
     }
-    assert.deepEqual(body.blocks, built.body.blocks);
+    assert.deepEqual(body.blocks, built.body.blocks)
   }
-  assert.throws(() => spliceSeq(r.frame, r.seqOffset + 1, 5));
-});
+  assert.throws(() => spliceSeq(r.frame, r.seqOffset + 1, 5))
+})
 
 test('#sync/#identity/#account/#info/error frames', () => {
-  const time = '2024-01-01T00:00:00.000Z';
-  const s = encodeSyncFrame({ type: '#sync', seq: 1, did: 'did:plc:x', rev: '3kabcdefghijk', blocks: new Uint8Array([1, 2, 3]), time, extra: null });
-  const [sh, sb] = decodeBoth(spliceSeq(s.frame, s.seqOffset, 77));
-  assert.deepEqual(sh, { t: '#sync', op: 1 });
-  assert.deepEqual(sb, { seq: 77, did: 'did:plc:x', rev: '3kabcdefghijk', blocks: new Uint8Array([1, 2, 3]), time });
-  const i = encodeIdentityFrame({ did: 'did:plc:x', time, handle: 'alice.test' });
-  assert.deepEqual(decodeBoth(spliceSeq(i.frame, i.seqOffset, 5))[1], { seq: 5, did: 'did:plc:x', time, handle: 'alice.test' });
-  const i2 = encodeIdentityFrame({ did: 'did:plc:x', time, handle: null });
-  assert.deepEqual(decodeBoth(spliceSeq(i2.frame, i2.seqOffset, 5))[1], { seq: 5, did: 'did:plc:x', time });
-  const a = encodeAccountFrame({ did: 'did:plc:x', time, active: false, status: 'takendown' });
-  assert.deepEqual(decodeBoth(spliceSeq(a.frame, a.seqOffset, 6))[1], { seq: 6, did: 'did:plc:x', time, active: false, status: 'takendown' });
-  const info = encodeInfoFrame('OutdatedCursor', 'Requested cursor exceeded limit. Possibly missing events');
-  assert.deepEqual(decodeFrame(info), { kind: 'message', type: '#info', body: { name: 'OutdatedCursor', message: 'Requested cursor exceeded limit. Possibly missing events' } });
-  const err = encodeErrorFrame('FutureCursor', 'Cursor in the future.');
-  assert.equal(Buffer.from(err).toString('hex'), 'a1626f7020a2656572726f726c467574757265437572736f72676d65737361676575437572736f7220696e20746865206675747572652e');
-  assert.deepEqual(decodeFrame(err), { kind: 'error', error: 'FutureCursor', message: 'Cursor in the future.' });
-});
+  const time = '2024-01-01T00:00:00.000Z'
+  const s = encodeSyncFrame({
+    type: '#sync',
+    seq: 1,
+    did: 'did:plc:x',
+    rev: '3kabcdefghijk',
+    blocks: new Uint8Array([1, 2, 3]),
+    time,
+    extra: null,
+  })
+  const [sh, sb] = decodeBoth(spliceSeq(s.frame, s.seqOffset, 77))
+  assert.deepEqual(sh, { t: '#sync', op: 1 })
+  assert.deepEqual(sb, { seq: 77, did: 'did:plc:x', rev: '3kabcdefghijk', blocks: new Uint8Array([1, 2, 3]), time })
+  const i = encodeIdentityFrame({ did: 'did:plc:x', time, handle: 'alice.test' })
+  assert.deepEqual(decodeBoth(spliceSeq(i.frame, i.seqOffset, 5))[1], { seq: 5, did: 'did:plc:x', time, handle: 'alice.test' })
+  const i2 = encodeIdentityFrame({ did: 'did:plc:x', time, handle: null })
+  assert.deepEqual(decodeBoth(spliceSeq(i2.frame, i2.seqOffset, 5))[1], { seq: 5, did: 'did:plc:x', time })
+  const a = encodeAccountFrame({ did: 'did:plc:x', time, active: false, status: 'takendown' })
+  assert.deepEqual(decodeBoth(spliceSeq(a.frame, a.seqOffset, 6))[1], {
+    seq: 6,
+    did: 'did:plc:x',
+    time,
+    active: false,
+    status: 'takendown',
+  })
+  const info = encodeInfoFrame('OutdatedCursor', 'Requested cursor exceeded limit. Possibly missing events')
+  assert.deepEqual(decodeFrame(info), {
+    kind: 'message',
+    type: '#info',
+    body: { name: 'OutdatedCursor', message: 'Requested cursor exceeded limit. Possibly missing events' },
+  })
+  const err = encodeErrorFrame('FutureCursor', 'Cursor in the future.')
+  assert.equal(
+    Buffer.from(err).toString('hex'),
+    'a1626f7020a2656572726f726c467574757265437572736f72676d65737361676575437572736f7220696e20746865206675747572652e',
+  )
+  assert.deepEqual(decodeFrame(err), { kind: 'error', error: 'FutureCursor', message: 'Cursor in the future.' })
+})
 
 test('frame decoding outcomes', () => {
-  const body = dagCbor.encode({ x: 1 });
-  const join = (h: unknown, b: Uint8Array = body) => Uint8Array.from([...dagCbor.encode(h), ...b]);
-  assert.equal(decodeFrame(join({ t: '#handle', op: 1 })).kind, 'unknown');
-  assert.equal(decodeFrame(join({ op: 2 })).kind, 'unknown');
-  assert.deepEqual(decodeFrame(join({ t: '#commit', op: 1 })).kind, 'message');
-  assert.equal(decodeFrame(Uint8Array.from([...join({ t: '#commit', op: 1 }), 0])).kind, 'invalid');
-  assert.equal(decodeFrame(dagCbor.encode({ t: '#commit', op: 1 })).kind, 'invalid');
-  assert.equal(decodeFrame(join({ op: 1 })).kind, 'invalid');
-  assert.equal(decodeFrame(join({ t: '#commit', op: 1 }, dagCbor.encode([1]))).kind, 'invalid');
-  assert.equal(decodeFrame(join([1, 2])).kind, 'invalid');
-  assert.equal(decodeFrame(new Uint8Array(5_000_001)).kind, 'invalid');
+  const body = dagCbor.encode({ x: 1 })
+  const join = (h: unknown, b: Uint8Array = body) => Uint8Array.from([...dagCbor.encode(h), ...b])
+  assert.equal(decodeFrame(join({ t: '#handle', op: 1 })).kind, 'unknown')
+  assert.equal(decodeFrame(join({ op: 2 })).kind, 'unknown')
+  assert.deepEqual(decodeFrame(join({ t: '#commit', op: 1 })).kind, 'message')
+  assert.equal(decodeFrame(Uint8Array.from([...join({ t: '#commit', op: 1 }), 0])).kind, 'invalid')
+  assert.equal(decodeFrame(dagCbor.encode({ t: '#commit', op: 1 })).kind, 'invalid')
+  assert.equal(decodeFrame(join({ op: 1 })).kind, 'invalid')
+  assert.equal(decodeFrame(join({ t: '#commit', op: 1 }, dagCbor.encode([1]))).kind, 'invalid')
+  assert.equal(decodeFrame(join([1, 2])).kind, 'invalid')
+  assert.equal(decodeFrame(new Uint8Array(5_000_001)).kind, 'invalid')
   // non-canonical key order in the body is a decode error
-  assert.equal(decodeFrame(Uint8Array.from([...dagCbor.encode({ t: '#commit', op: 1 }), 0xa2, 0x62, 0x6f, 0x70, 0x01, 0x61, 0x74, 0x01])).kind, 'invalid');
-});
+  assert.equal(
+    decodeFrame(Uint8Array.from([...dagCbor.encode({ t: '#commit', op: 1 }), 0xa2, 0x62, 0x6f, 0x70, 0x01, 0x61, 0x74, 0x01])).kind,
+    'invalid',
+  )
+})
 
 test('schema: #identity / #account / bad fields', () => {
-  const time = '2024-01-01T00:00:00Z';
-  const ok = decodeEvent(encodeFrame('#account', { seq: 3, did: 'did:plc:abc', time, active: false, status: 'deactivated' }));
-  assert.ok(ok.kind === 'event' && ok.event.type === '#account' && ok.event.status === 'deactivated');
-  const idn = decodeEvent(encodeFrame('#identity', { seq: 3, did: 'did:plc:abc', time, handle: 'bob.test' }));
-  assert.ok(idn.kind === 'event' && idn.event.type === '#identity' && idn.event.handle === 'bob.test');
+  const time = '2024-01-01T00:00:00Z'
+  const ok = decodeEvent(encodeFrame('#account', { seq: 3, did: 'did:plc:abc', time, active: false, status: 'deactivated' }))
+  assert.ok(ok.kind === 'event' && ok.event.type === '#account' && ok.event.status === 'deactivated')
+  const idn = decodeEvent(encodeFrame('#identity', { seq: 3, did: 'did:plc:abc', time, handle: 'bob.test' }))
+  assert.ok(idn.kind === 'event' && idn.event.type === '#identity' && idn.event.handle === 'bob.test')
   for (const bad of [
     { seq: -1, did: 'did:plc:abc', time, active: true },
     { seq: 1.5, did: 'did:plc:abc', time, active: true },
@@ -96,7 +127,7 @@ test('schema: #identity / #account / bad fields', () => {
     { seq: 1, did: 'did:plc:abc', time: 'yesterday', active: true },
     { seq: 1, did: 'did:plc:abc', time },
   ]) {
-    const d = decodeEvent(encodeFrame('#account', bad));
-    assert.ok(d.kind === 'drop' && d.reason === 'structure', JSON.stringify(bad));
+    const d = decodeEvent(encodeFrame('#account', bad))
+    assert.ok(d.kind === 'drop' && d.reason === 'structure', JSON.stringify(bad))
   }
-});
+})
