@@ -90,6 +90,10 @@ export class ShardedPool<Meta, Result> {
         // One task at a time per worker: tasks are ordered batches, and an async task interleaving
         // with the next one would break per-DID order.
         concurrentTasksPerWorker: 1,
+        // Workers do network I/O (DID resolution, getRepoStatus). With piscina's default
+        // Atomics.wait between tasks the worker's event loop is frozen, so undici never sees a
+        // server closing an idle keep-alive socket and the next resolution fails on it.
+        atomics: 'disabled',
         idleTimeout: Number.MAX_SAFE_INTEGER,
         workerData: { shard: i, shards: opts.shards, data: opts.workerData },
       })
