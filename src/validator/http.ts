@@ -17,13 +17,25 @@ export interface JsonResponse {
   json: unknown
 }
 
+// A pooled keep-alive connection the server closed while idle fails the first write; the GET is
+// idempotent, so one immediate retry on a fresh connection is safe.
+const STALE_SOCKET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+
 export async function getJson(url: string, opts: JsonGetOptions): Promise<JsonResponse> {
-  const res = await request(url, {
-    method: 'GET',
-    dispatcher: opts.dispatcher,
-    headers: { accept: 'application/json, application/did+ld+json', ...(opts.userAgent ? { 'user-agent': opts.userAgent } : {}) },
-    signal: AbortSignal.timeout(opts.timeoutMs),
-  })
+  const send = () =>
+    request(url, {
+      method: 'GET',
+      dispatcher: opts.dispatcher,
+      headers: { accept: 'application/json, application/did+ld+json', ...(opts.userAgent ? { 'user-agent': opts.userAgent } : {}) },
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    })
+  let res: Awaited<ReturnType<typeof send>>
+  try {
+    res = await send()
+  } catch (err) {
+    if (!STALE_SOCKET_CODES.has((err as { code?: string }).code ?? '')) throw err
+    res = await send()
+  }
   const chunks: Buffer[] = []
   let total = 0
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
