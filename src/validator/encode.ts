@@ -1,7 +1,7 @@
 // Strict outbound encoding. Every lexicon-required field is written, `blocks` is passed through
 // byte-for-byte and CIDs are re-emitted from their original bytes. `seq` is written as the one-byte
 // integer 0 and its offset returned, so the sequencer thread can splice in the real seq later
-// without re-encoding (spliceSeq).
+// without re-encoding (spliceSeq in src/store/seq-splice.ts).
 import { CborWriter, canonicalKeys } from './cbor-writer.ts'
 import type { AccountEvent, CommitEvent, ExtraFields, IdentityEvent, RepoOp, SyncEvent } from './schema.ts'
 
@@ -257,31 +257,4 @@ export function encodeErrorFrame(error: string, message?: string): Uint8Array {
     w.str(message)
   }
   return w.finish()
-}
-
-function uintHeadLength(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9
-}
-
-/** Replace the 0x00 seq placeholder at `seqOffset` with the minimal CBOR encoding of `seq`. */
-export function spliceSeq(frame: Uint8Array, seqOffset: number, seq: number): Uint8Array {
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('seq must be a non-negative safe integer')
-  if (frame[seqOffset] !== 0x00) throw new RangeError('seqOffset does not point at a seq placeholder')
-  const n = uintHeadLength(seq)
-  const out = new Uint8Array(frame.length - 1 + n)
-  out.set(frame.subarray(0, seqOffset), 0)
-  let p = seqOffset
-  if (n === 1) out[p] = seq
-  else {
-    // major type 0 with a 1, 2, 4 or 8-byte big-endian argument
-    const len = n - 1
-    out[p++] = len === 1 ? 24 : len === 2 ? 25 : len === 4 ? 26 : 27
-    let v = seq
-    for (let i = p + len - 1; i >= p; i--) {
-      out[i] = v % 256
-      v = Math.floor(v / 256)
-    }
-  }
-  out.set(frame.subarray(seqOffset + 1), seqOffset + n)
-  return out
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { makeKeypair, createRepo, buildCommit, create, update, del, nextRkey, encodeFrame, writeCar, toCID } from './helpers.ts'
 import { decodeEvent, validateCommit, validateSync } from '../../../src/validator/validate.ts'
 import { verifierFromDidKey, type Verifier } from '../../../src/validator/keys.ts'
-import { spliceSeq } from '../../../src/validator/encode.ts'
+import { spliceSeq } from '../../../src/store/seq-splice.ts'
 
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 100_000)
 
