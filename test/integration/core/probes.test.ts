@@ -1,44 +1,10 @@
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { after, before, test } from 'node:test'
 import { loadConfig } from '../../../src/core/config.ts'
 import { createLogger } from '../../../src/core/log.ts'
 import { Relay } from '../../../src/relay.ts'
-import { createTestDatabase, type TestDatabase } from '../../helpers/db.ts'
+import { createTestDatabase, cuttableProxy, type TestDatabase } from '../../helpers/db.ts'
 import { httpGet, waitFor } from '../../helpers/relay-process.ts'
-
-// A TCP proxy in front of Postgres that the test can cut, to make the database unreachable
-// while the relay keeps running.
-async function cuttableProxy(target: () => net.NetConnectOpts) {
-  const sockets = new Set<net.Socket>()
-  let open = true
-  const server = net.createServer((client) => {
-    if (!open) return client.destroy()
-    const upstream = net.connect(target())
-    sockets.add(client).add(upstream)
-    client.pipe(upstream).pipe(client)
-    const done = () => {
-      client.destroy()
-      upstream.destroy()
-      sockets.delete(client)
-      sockets.delete(upstream)
-    }
-    client.on('error', done).on('close', done)
-    upstream.on('error', done).on('close', done)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
-      open = false
-      for (const s of sockets) s.destroy()
-    },
-    restore() {
-      open = true
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  }
-}
 
 let db: TestDatabase
 before(async () => {
@@ -49,17 +15,9 @@ after(async () => {
 })
 
 test('probes: healthz always 200, readyz follows the database, metrics expose build info', async () => {
-  const target = new URL(db.url)
-  const socketDir = target.searchParams.get('host')
-  const proxy = await cuttableProxy(() =>
-    socketDir ? { path: `${socketDir}/.s.PGSQL.${target.port || 5432}` } : { host: target.hostname, port: Number(target.port || 5432) },
-  )
-  const dbUrl = new URL(db.url)
-  dbUrl.hostname = '127.0.0.1'
-  dbUrl.port = String(proxy.port)
-  dbUrl.searchParams.delete('host')
+  const proxy = await cuttableProxy(db.url)
   const { config } = loadConfig({
-    env: { DATABASE_URL: dbUrl.toString(), RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' },
+    env: { DATABASE_URL: proxy.url, RELAY_PORT: '0', RELAY_PROBE_PORT: '0', RELAY_LISTEN_HOST: '127.0.0.1' },
   })
   const relay = new Relay({ config, log: createLogger('silent') })
   try {

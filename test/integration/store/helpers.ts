@@ -1,6 +1,5 @@
 // Shared by the store tests and bench/store: synthetic accepted events and database setup.
 
-import net from 'node:net'
 import { encode } from '@atcute/cbor'
 import { createPool, type Pool } from '../../../src/core/db.ts'
 import { createLogger } from '../../../src/core/log.ts'
@@ -52,48 +51,8 @@ export async function insertAccount(pool: Pool, did: string, hostId: number): Pr
   await pool.query('INSERT INTO account (did, host_id) VALUES ($1, $2)', [did, hostId])
 }
 
-/** A TCP proxy in front of Postgres that a test can cut (same pattern as core/probes.test.ts). */
-export async function cuttableProxy(dbUrl: string) {
-  const target = new URL(dbUrl)
-  const socketDir = target.searchParams.get('host')
-  const connectOpts: net.NetConnectOpts = socketDir
-    ? { path: `${socketDir}/.s.PGSQL.${target.port || 5432}` }
-    : { host: target.hostname, port: Number(target.port || 5432) }
-  const sockets = new Set<net.Socket>()
-  let open = true
-  const server = net.createServer((client) => {
-    if (!open) return client.destroy()
-    const upstream = net.connect(connectOpts)
-    sockets.add(client).add(upstream)
-    client.pipe(upstream).pipe(client)
-    const done = () => {
-      client.destroy()
-      upstream.destroy()
-      sockets.delete(client)
-      sockets.delete(upstream)
-    }
-    client.on('error', done).on('close', done)
-    upstream.on('error', done).on('close', done)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  const url = new URL(dbUrl)
-  url.hostname = '127.0.0.1'
-  url.port = String(port)
-  url.searchParams.delete('host')
-  return {
-    url: url.toString(),
-    cut() {
-      open = false
-      for (const s of sockets) s.destroy()
-    },
-    restore() {
-      open = true
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  }
-}
-
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
+
+export { cuttableProxy } from '../../helpers/db.ts'
