@@ -2,7 +2,7 @@
 // data CID) is never written here: the sequencer persists it with the event that carries it.
 // `host.account_count` counts a host's accounts that are not upstream-`deleted`; every change to
 // that set adjusts it in the same transaction.
-import type { Pool, PoolClient } from '../../core/db.ts'
+import { withTransaction, type Pool } from '../../core/db.ts'
 import type { LocalStatus } from './status.ts'
 
 export interface AccountRow {
@@ -92,21 +92,6 @@ export async function withRetry<T>(fn: () => Promise<T>, delaysMs: readonly numb
   }
 }
 
-async function tx<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect()
-  try {
-    await c.query('BEGIN')
-    const out = await fn(c)
-    await c.query('COMMIT')
-    return out
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {})
-    throw err
-  } finally {
-    c.release()
-  }
-}
-
 export class PgAccountStore implements AccountStore {
   private readonly pool: Pool
 
@@ -123,7 +108,7 @@ export class PgAccountStore implements AccountStore {
 
   async create(did: string, hostId: number): Promise<AccountRow> {
     await withRetry(() =>
-      tx(this.pool, async (c) => {
+      withTransaction(this.pool, async (c) => {
         // The host row lock serialises account creation per host, so the limit check is exact.
         const h = await c.query<{ account_count: number; account_limit: number }>(
           'SELECT account_count, account_limit FROM host WHERE id = $1 FOR UPDATE',
@@ -147,7 +132,7 @@ export class PgAccountStore implements AccountStore {
 
   async migrate(did: string, fromHostId: number, toHostId: number): Promise<AccountRow | null> {
     await withRetry(() =>
-      tx(this.pool, async (c) => {
+      withTransaction(this.pool, async (c) => {
         const u = await c.query<{ upstream_status: string }>(
           'UPDATE account SET host_id = $2, updated_at = now() WHERE did = $1 AND host_id = $3 RETURNING upstream_status',
           [did, toHostId, fromHostId],
@@ -167,7 +152,7 @@ export class PgAccountStore implements AccountStore {
 
   async setUpstreamStatus(did: string, upstreamStatus: string): Promise<void> {
     await withRetry(() =>
-      tx(this.pool, async (c) => {
+      withTransaction(this.pool, async (c) => {
         const cur = await c.query<{ upstream_status: string; host_id: number }>(
           'SELECT upstream_status, host_id FROM account WHERE did = $1 FOR UPDATE',
           [did],
