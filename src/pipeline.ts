@@ -230,7 +230,15 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
       stop: () => broadcaster.closeAll(),
     },
     { name: 'sequencer', start: () => sequencer.start(), stop: () => sequencer.close() },
-    { name: 'pool', stop: () => pool.close() },
+    {
+      name: 'pool',
+      // Start every worker now rather than on its first frame: a worker that cannot start fails
+      // the relay at boot, and the K-256 backend in use is visible in /metrics immediately.
+      start: async () => {
+        await pool.broadcast({ type: 'stats' })
+      },
+      stop: () => pool.close(),
+    },
     subscriber,
   ]
 }
