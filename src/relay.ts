@@ -58,6 +58,9 @@ export class Relay {
   private components: Component[] = []
   private dbProbe?: ReturnType<typeof databaseCheck>
   private stopping?: Promise<void>
+  private starting?: Promise<void>
+  private stopRequested = false
+  private started = false
   private readonly opts: RelayOptions
 
   constructor(opts: RelayOptions) {
@@ -83,12 +86,20 @@ export class Relay {
     })
   }
 
-  async start(): Promise<void> {
+  /** Starts the relay; a stop requested meanwhile waits for this to settle first. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart()
+    return this.starting
+  }
+
+  private async doStart(): Promise<void> {
     const { config, log } = this
     log.info({ build: this.build, config: redactedConfig(config) }, 'relay starting')
     // Until the database is up, readiness says so explicitly.
     let dbPhase = 'database starting'
     this.readiness.add('database', () => (this.dbProbe ? this.dbProbe() : { ok: false, reason: dbPhase }))
+    // Not ready until every component runs (e.g. the firehose endpoint exists).
+    this.readiness.add('started', () => (this.started ? { ok: true } : { ok: false, reason: 'relay starting' }))
     this.probePort = await this.probes.listen(config.probePort, config.listenHost)
     this.apiPort = await this.api.listen(config.port, config.listenHost)
     log.info({ port: this.apiPort, probePort: this.probePort }, 'listening')
@@ -118,9 +129,12 @@ export class Relay {
     }
     const components = this.opts.components ? await this.opts.components(ctx) : []
     for (const c of components) {
+      // A signal during start: leave the rest unstarted; stop() takes down what did start.
+      if (this.stopRequested) return
       await c.start?.()
       this.components.push(c)
     }
+    this.started = true
     log.info('relay started')
   }
 
@@ -132,6 +146,9 @@ export class Relay {
 
   private async doStop(): Promise<void> {
     const { log } = this
+    this.stopRequested = true
+    // Stopping while a component is half-way through its start would race it.
+    await this.starting?.catch(() => {})
     log.info('relay stopping')
     const stopAccepting = this.api.stopAccepting()
     for (const c of [...this.components].reverse()) {
