@@ -98,11 +98,11 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
     maxBatchEvents: config.persistBatchEvents,
     maxBatchDelayMs: config.persistBatchDelay,
     maxPendingBytes: config.persistMaxPendingBytes,
-    cursorProvider: (seqs) => cursors.cursorsFor(seqs),
+    cursorProvider: (seqs, pinned) => cursors.cursorsFor(seqs, pinned),
     onPersisted: (events: PersistedEvent[]) => broadcaster.broadcastMany(events),
     onCommitted: (batch) => {
       lastCommitAt = Date.now()
-      cursors.committed(batch.seqsByHost)
+      cursors.committed(batch.seqsByHost, batch.pinnedByHost)
     },
   })
   // Ingest health for /_readyz: accepted events that cannot be persisted (Postgres refusing

@@ -96,7 +96,7 @@ async function throughput(batch: number, method: 'values' | 'unnest', full: bool
       batches++
     },
   }
-  if (full) opts.cursorProvider = (m) => new Map([...m].map(([h, s]) => [h, s.at(-1)!]))
+  if (full) opts.cursorProvider = (m) => new Map([...m].map(([h, s]) => [h, { seq: s.at(-1)!, doneAbove: [] }]))
   const s = new Sequencer(opts)
   await s.start()
   const pool_ = buildEvents(Math.max(4 * batch, 4000), full, host)
@@ -140,7 +140,7 @@ async function paced(rate: number, host: number): Promise<{ p50: number; p99: nu
     db: pool,
     log,
     cursorFlushIntervalMs: 0,
-    cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, v.at(-1)!])),
+    cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, { seq: v.at(-1)!, doneAbove: [] }])),
     onCommitted: () => batches++,
   })
   await s.start()

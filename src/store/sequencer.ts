@@ -68,19 +68,31 @@ export interface CommittedBatch {
   events: PersistedEvent[]
   /** upstream seqs in this batch, per host, in submission order */
   seqsByHost: Map<number, number[]>
+  /** the subset of seqsByHost whose events a replay would duplicate (see `pinnedByHost`) */
+  pinnedByHost: Map<number, number[]>
   /** host cursors written in the same transaction (as returned by the cursor provider) */
-  cursors: Map<number, number>
+  cursors: Map<number, HostCursor>
   /** duration of the successful transaction attempt, BEGIN to COMMIT acknowledged */
   commitMs: number
 }
 
 /**
- * Given the upstream seqs a batch carries (per host), returns the host cursors that are safe to
- * save once that batch commits. Called once per batch just before its transaction, and with an
- * empty map by the periodic cursor flush (progress from frames that validation dropped). Returning
- * a cursor that was returned before is harmless (the write is conditional on it advancing).
+ * A host's upstream cursor to save, and the upstream seqs above it whose events are already in the
+ * log and must be skipped if the host replays them after a crash (see migrations/003).
  */
-export type CursorProvider = (batchSeqsByHost: Map<number, number[]>) => Map<number, number>
+export interface HostCursor {
+  seq: number
+  doneAbove: number[]
+}
+
+/**
+ * Given the upstream seqs a batch carries (per host) and the pinned subset (events the rev check
+ * would not refuse on replay: everything but #commit), returns the host cursors that are safe to
+ * save once that batch commits. Called once per batch just before its transaction, and with empty
+ * maps by the periodic cursor flush (progress from frames that validation dropped). A cursor below
+ * the saved one is not written; an equal one rewrites the done list.
+ */
+export type CursorProvider = (batchSeqsByHost: Map<number, number[]>, pinnedByHost: Map<number, number[]>) => Map<number, HostCursor>
 
 export interface SequencerOptions {
   db: Pool
@@ -133,6 +145,7 @@ interface Batch {
   lastSeq: number
   time: number
   seqsByHost: Map<number, number[]>
+  pinnedByHost: Map<number, number[]>
 }
 
 interface RoomWaiter {
@@ -183,7 +196,7 @@ export class Sequencer {
   private flushTargets: Array<{ target: number; resolve: () => void }> = []
   private roomWaiters: RoomWaiter[] = []
   /** cursors the provider handed out that are not in the database yet (a failed cursor flush) */
-  private unwrittenCursors = new Map<number, number>()
+  private unwrittenCursors = new Map<number, HostCursor>()
   private readonly syncCommitClients = new WeakSet<PoolClient>()
   private readonly valuesSql = new Map<number, string>()
   private idleWaiters: Array<() => void> = []
@@ -414,6 +427,7 @@ export class Sequencer {
     const time = (this.lastTime = Math.max(this.lastTime, Date.now()))
     const events: PersistedEvent[] = []
     const seqsByHost = new Map<number, number[]>()
+    const pinnedByHost = new Map<number, number[]>()
     const firstSeq = this.nextSeq
     for (let i = 0; i < entries.length; i++) {
       const p = entries[i]!
@@ -440,17 +454,23 @@ export class Sequencer {
         let list = seqsByHost.get(ev.hostId)
         if (!list) seqsByHost.set(ev.hostId, (list = []))
         list.push(ev.upstreamSeq)
+        // A replayed #commit is refused by the rev check; nothing else is (a #sync may repeat its rev).
+        if (ev.kind !== 'commit') {
+          let pinned = pinnedByHost.get(ev.hostId)
+          if (!pinned) pinnedByHost.set(ev.hostId, (pinned = []))
+          pinned.push(ev.upstreamSeq)
+        }
       }
     }
     if (events.length === 0) return undefined
     this.nextSeq = firstSeq + events.length
-    return { entries, events, bytes, firstSeq, lastSeq: firstSeq + events.length - 1, time, seqsByHost }
+    return { entries, events, bytes, firstSeq, lastSeq: firstSeq + events.length - 1, time, seqsByHost, pinnedByHost }
   }
 
   private async commitNextBatch(): Promise<void> {
     const batch = this.takeBatch()
     if (!batch) return
-    const cursors = this.collectCursors(batch.seqsByHost)
+    const cursors = this.collectCursors(batch.seqsByHost, batch.pinnedByHost)
     let attempt = 0
     let failingSince = 0
     let commitMs = 0
@@ -487,7 +507,7 @@ export class Sequencer {
     this.finishBatch(batch, cursors, commitMs)
   }
 
-  private finishBatch(batch: Batch, cursors: Map<number, number>, commitMs: number): void {
+  private finishBatch(batch: Batch, cursors: Map<number, HostCursor>, commitMs: number): void {
     this.committedSeq = batch.lastSeq
     this.metrics.batchEvents.observe(batch.events.length)
     this.metrics.batchBytes.observe(batch.bytes)
@@ -503,7 +523,7 @@ export class Sequencer {
     }
     if (this.onCommitted) {
       try {
-        this.onCommitted({ events: batch.events, seqsByHost: batch.seqsByHost, cursors, commitMs })
+        this.onCommitted({ events: batch.events, seqsByHost: batch.seqsByHost, pinnedByHost: batch.pinnedByHost, cursors, commitMs })
       } catch (err) {
         this.metrics.callbackErrors.inc({ callback: 'onCommitted' })
         this.log.error({ err }, 'onCommitted callback threw')
@@ -533,22 +553,24 @@ export class Sequencer {
     else p.reject(err!)
   }
 
-  private collectCursors(seqsByHost: Map<number, number[]>): Map<number, number> {
+  private collectCursors(seqsByHost: Map<number, number[]>, pinnedByHost: Map<number, number[]>): Map<number, HostCursor> {
     const out = new Map(this.unwrittenCursors)
     this.unwrittenCursors.clear()
     if (!this.cursorProvider) return out
-    let given: Map<number, number>
+    let given: Map<number, HostCursor>
     try {
-      given = this.cursorProvider(seqsByHost)
+      given = this.cursorProvider(seqsByHost, pinnedByHost)
     } catch (err) {
       // Without cursors the batch is still correct: the saved host cursors just lag.
       this.metrics.callbackErrors.inc({ callback: 'cursorProvider' })
       this.log.error({ err }, 'cursor provider threw; committing without cursor updates')
       return out
     }
-    for (const [host, seq] of given) {
-      if (!Number.isSafeInteger(host) || !Number.isSafeInteger(seq)) continue
-      if (seq > (out.get(host) ?? -Infinity)) out.set(host, seq)
+    for (const [host, c] of given) {
+      if (!Number.isSafeInteger(host) || !Number.isSafeInteger(c?.seq) || !Array.isArray(c.doneAbove)) continue
+      if (!c.doneAbove.every((s) => Number.isSafeInteger(s))) continue
+      // The provider's answer is newer than an unwritten one unless its cursor went backwards.
+      if (c.seq >= (out.get(host)?.seq ?? -Infinity)) out.set(host, c)
     }
     return out
   }
@@ -557,7 +579,7 @@ export class Sequencer {
   private async flushCursors(): Promise<void> {
     // The provider reports only cursors that advanced; no filtering here, so a host whose
     // cursor was reset to the live head (upstream seq reset) saves its new, lower cursors.
-    const cursors = this.collectCursors(new Map())
+    const cursors = this.collectCursors(new Map(), new Map())
     if (cursors.size === 0) return
     const p = new Params()
     const sql = `${hostCursorSql(p, cursors)} SELECT count(*)::int AS n FROM h`
@@ -567,13 +589,13 @@ export class Sequencer {
     } catch (err) {
       this.metrics.errors.inc({ op: 'cursor_flush' })
       this.log.warn({ err: errMessage(err) }, 'host cursor flush failed; will retry')
-      for (const [host, seq] of cursors) if (seq > (this.unwrittenCursors.get(host) ?? -Infinity)) this.unwrittenCursors.set(host, seq)
+      for (const [host, c] of cursors) if (c.seq >= (this.unwrittenCursors.get(host)?.seq ?? -Infinity)) this.unwrittenCursors.set(host, c)
     }
   }
 
   // ---- SQL -----------------------------------------------------------------------------------
 
-  private async writeBatch(batch: Batch, cursors: Map<number, number>): Promise<void> {
+  private async writeBatch(batch: Batch, cursors: Map<number, HostCursor>): Promise<void> {
     const repo = mergeRepoStates(batch.entries)
     const deltas = mergeCollectionDeltas(batch.entries)
     const negative = deltas.filter((d) => d.delta < 0)
@@ -630,7 +652,7 @@ export class Sequencer {
   }
 
   /** Multi-row VALUES with one Buffer (binary) parameter per frame; SQL text varies with the batch. */
-  private mainStatementValues(batch: Batch, repo: MergedRepoState[], deltas: MergedDelta[], cursors: Map<number, number>): QueryConfig {
+  private mainStatementValues(batch: Batch, repo: MergedRepoState[], deltas: MergedDelta[], cursors: Map<number, HostCursor>): QueryConfig {
     const p = new Params()
     const time = p.add(new Date(batch.time).toISOString())
     const base = p.values.length
@@ -694,7 +716,7 @@ class Params {
 // The whole batch as ONE prepared statement with fixed text: every part takes binary arrays
 // (empty when unused), so Postgres parses and plans it once per connection. Parts:
 //   e: event rows;  a: conditional repo-state update;  c: collection-count upsert;
-//   h: host cursors, only forward.
+//   h: host cursors, never backwards (an equal cursor rewrites the done list above it).
 // The repo-state condition makes the write idempotent and order-proof: a stale or replayed event
 // can never roll an account back (revs compare bytewise: TIDs are base32-sortable ASCII).
 const MAIN_STATEMENT = `WITH
@@ -711,14 +733,16 @@ a AS (UPDATE account AS acc
 c AS (INSERT INTO collection_repo (collection, did, record_count)
       SELECT collection, did, n FROM unnest($12::text[], $13::text[], $14::bigint[]) AS v(collection, did, n)
       ON CONFLICT (collection, did) DO UPDATE SET record_count = collection_repo.record_count + excluded.record_count),
-h AS (UPDATE host SET last_seq = v.seq, updated_at = now()
+h AS (UPDATE host SET last_seq = v.seq, updated_at = now(),
+        done_above = coalesce((SELECT array_agg(d.s ORDER BY d.s) FROM unnest($17::bigint[], $18::bigint[]) AS d(id, s) WHERE d.id = v.id), '{}')
       FROM unnest($15::bigint[], $16::bigint[]) AS v(id, seq)
-      WHERE host.id = v.id AND host.last_seq < v.seq
+      WHERE host.id = v.id AND host.last_seq <= v.seq
       RETURNING 1)
 SELECT (SELECT count(*) FROM a)::int AS accounts, (SELECT count(*) FROM h)::int AS hosts`
 
-function mainStatementUnnest(batch: Batch, repo: MergedRepoState[], deltas: MergedDelta[], cursors: Map<number, number>): QueryConfig {
+function mainStatementUnnest(batch: Batch, repo: MergedRepoState[], deltas: MergedDelta[], cursors: Map<number, HostCursor>): QueryConfig {
   const ev = batch.events
+  const above = doneAboveColumns(cursors)
   return {
     name: 'relay_seq_batch',
     text: MAIN_STATEMENT,
@@ -738,9 +762,24 @@ function mainStatementUnnest(batch: Batch, repo: MergedRepoState[], deltas: Merg
       textArray(deltas.map((d) => d.did)),
       int8Array(deltas.map((d) => d.delta)),
       int8Array([...cursors.keys()]),
-      int8Array([...cursors.values()]),
+      int8Array([...cursors.values()].map((c) => c.seq)),
+      int8Array(above.hosts),
+      int8Array(above.seqs),
     ],
   }
+}
+
+/** The done lists flattened to (host, seq) columns, which unnest takes where ragged arrays can't go. */
+function doneAboveColumns(cursors: Map<number, HostCursor>): { hosts: number[]; seqs: number[] } {
+  const hosts: number[] = []
+  const seqs: number[] = []
+  for (const [host, c] of cursors) {
+    for (const s of c.doneAbove) {
+      hosts.push(host)
+      seqs.push(s)
+    }
+  }
+  return { hosts, seqs }
 }
 
 interface MergedRepoState extends RepoState {
@@ -812,12 +851,16 @@ function collectionUpsertSql(p: Params, deltas: MergedDelta[]): string {
       ON CONFLICT (collection, did) DO UPDATE SET record_count = collection_repo.record_count + excluded.record_count)`
 }
 
-function hostCursorSql(p: Params, cursors: Map<number, number>): string {
+function hostCursorSql(p: Params, cursors: Map<number, HostCursor>): string {
   const ids = p.add([...cursors.keys()])
-  const seqs = p.add([...cursors.values()])
-  return `h AS (UPDATE host SET last_seq = v.seq, updated_at = now()
+  const seqs = p.add([...cursors.values()].map((c) => c.seq))
+  const above = doneAboveColumns(cursors)
+  const aboveHosts = p.add(above.hosts)
+  const aboveSeqs = p.add(above.seqs)
+  return `h AS (UPDATE host SET last_seq = v.seq, updated_at = now(),
+        done_above = coalesce((SELECT array_agg(d.s ORDER BY d.s) FROM unnest(${aboveHosts}::bigint[], ${aboveSeqs}::bigint[]) AS d(id, s) WHERE d.id = v.id), '{}')
       FROM unnest(${ids}::bigint[], ${seqs}::bigint[]) AS v(id, seq)
-      WHERE host.id = v.id AND host.last_seq < v.seq
+      WHERE host.id = v.id AND host.last_seq <= v.seq
       RETURNING 1)`
 }
 

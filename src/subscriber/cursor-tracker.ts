@@ -7,6 +7,12 @@
 // that is still in a worker if we crash; saving lower only re-fetches frames (which the rev check
 // makes idempotent, but it costs work).
 //
+// A crash loses the in-memory part: frames above the saved cursor that were already persisted are
+// fetched again on restart. Commits are refused then by the rev check, but #identity, #account and
+// same-rev #sync events are not, so those are "pinned": their seqs above the cursor are saved with
+// it (`doneAboveIf`) and handed back at startup (`alreadyPersisted`), where `register` answers
+// 'already_persisted' and the frame is skipped instead of delivered twice.
+//
 // Memory: one slot (8-byte seq + 1-byte flag) per in-flight frame, in a ring that grows by
 // doubling and never shrinks below its high-water mark. The count of in-flight frames is bounded
 // by the caller: the worker pool's queues are bounded in bytes and the subscriber pauses its
@@ -22,11 +28,24 @@ export type RegisterResult =
   | 'decreasing'
   /** hard cap reached: caller must stop reading (pause) until frames complete */
   | 'full'
+  /**
+   * persisted before a restart (saved above the cursor): registered as done, the caller must
+   * not submit it again
+   */
+  | 'already_persisted'
 
 export interface CursorTrackerOptions {
   /** default 1,000,000 in-flight frames */
   maxInFlight?: number
+  /** seqs above the initial cursor that were persisted before a restart (the saved done list) */
+  alreadyPersisted?: readonly number[]
 }
+
+// slot states
+const IN_FLIGHT = 0
+const DONE = 1
+/** done, and persisted as an event whose replay the rev check would not refuse */
+const DONE_PINNED = 2
 
 export class CursorTracker {
   private seqs: Float64Array
@@ -36,6 +55,10 @@ export class CursorTracker {
   private readonly maxInFlight: number
   private last: number | null
   private safe: number | null
+  /** slots in the ring in state DONE_PINNED */
+  private pinned = 0
+  /** saved done seqs above the cursor, still ahead of it (ascending; trimmed as the cursor passes) */
+  private skip: number[]
 
   /**
    * @param initialCursor the cursor the connection was opened with (the saved host cursor), or
@@ -47,6 +70,9 @@ export class CursorTracker {
     this.done = new Uint8Array(64)
     this.last = initialCursor
     this.safe = initialCursor
+    this.skip = [...new Set(opts.alreadyPersisted ?? [])]
+      .filter((s) => Number.isSafeInteger(s) && (initialCursor === null || s > initialCursor))
+      .sort((a, b) => a - b)
   }
 
   /** Frames registered and not yet done. */
@@ -70,12 +96,18 @@ export class CursorTracker {
     }
     if (this.size >= this.maxInFlight) return 'full'
     if (this.size === this.seqs.length) this.grow()
+    const persisted = this.skip.length > 0 && this.skip.includes(seq)
     const i = (this.head + this.size) % this.seqs.length
     this.seqs[i] = seq
-    this.done[i] = 0
+    this.done[i] = persisted ? DONE_PINNED : IN_FLIGHT
     this.size++
     this.last = seq
-    return 'ok'
+    if (!persisted) return 'ok'
+    // Stays pinned (and so in the saved list) until the cursor passes it: a second crash before
+    // then must skip it again.
+    this.pinned++
+    this.advance()
+    return 'already_persisted'
   }
 
   /**
@@ -83,22 +115,28 @@ export class CursorTracker {
    * that is not in flight (never registered, already done, or below the safe cursor), which
    * indicates a caller bug and should be counted, not thrown.
    */
-  markDone(seq: number): boolean {
+  markDone(seq: number, pinned = false): boolean {
     const idx = this.find(seq)
     if (idx < 0) return false
     const i = (this.head + idx) % this.seqs.length
-    if (this.done[i] === 1) return false
-    this.done[i] = 1
-    // Advance past the completed prefix; amortised O(1) per frame.
-    if (idx === 0) {
-      const cap = this.seqs.length
-      while (this.size > 0 && this.done[this.head] === 1) {
-        this.safe = this.seqs[this.head]!
-        this.head = (this.head + 1) % cap
-        this.size--
-      }
-    }
+    if (this.done[i] !== IN_FLIGHT) return false
+    this.done[i] = pinned ? DONE_PINNED : DONE
+    if (pinned) this.pinned++
+    if (idx === 0) this.advance()
     return true
+  }
+
+  /** Advance past the completed prefix; amortised O(1) per frame. */
+  private advance(): void {
+    const cap = this.seqs.length
+    while (this.size > 0 && this.done[this.head] !== IN_FLIGHT) {
+      if (this.done[this.head] === DONE_PINNED) this.pinned--
+      this.safe = this.seqs[this.head]!
+      this.head = (this.head + 1) % cap
+      this.size--
+    }
+    const safe = this.safe
+    if (this.skip.length > 0 && safe !== null && this.skip[0]! <= safe) this.skip = this.skip.filter((s) => s > safe)
   }
 
   /**
@@ -123,13 +161,37 @@ export class CursorTracker {
     for (let k = 0; k < this.size; k++) {
       const i = (this.head + k) % cap
       const seq = this.seqs[i]!
-      if (this.done[i] !== 1) {
+      if (this.done[i] === IN_FLIGHT) {
         extra ??= new Set(seqs)
         if (!extra.has(seq)) break
       }
       safe = seq
     }
     return safe
+  }
+
+  /**
+   * What must be saved with `safeCursorIf(seqs)`: the seqs above that cursor that are persisted
+   * and must not be persisted again after a restart — pinned frames already done, the batch's
+   * `pinnedSeqs` (about to commit), and saved seqs from before a restart not yet passed.
+   * Ascending. Its length is bounded by the frames in flight; scanning costs nothing while no
+   * pinned frame is in the ring.
+   */
+  doneAboveIf(seqs: readonly number[], pinnedSeqs: readonly number[] = []): { cursor: number | null; doneAbove: number[] } {
+    const cursor = this.safeCursorIf(seqs)
+    if (this.pinned === 0 && pinnedSeqs.length === 0 && this.skip.length === 0) return { cursor, doneAbove: [] }
+    const above = (s: number) => cursor === null || s > cursor
+    const out = new Set<number>()
+    for (const s of this.skip) if (above(s)) out.add(s)
+    for (const s of pinnedSeqs) if (above(s)) out.add(s)
+    if (this.pinned > 0) {
+      const cap = this.seqs.length
+      for (let k = 0; k < this.size; k++) {
+        const i = (this.head + k) % cap
+        if (this.done[i] === DONE_PINNED && above(this.seqs[i]!)) out.add(this.seqs[i]!)
+      }
+    }
+    return { cursor, doneAbove: [...out].sort((a, b) => a - b) }
   }
 
   /**
@@ -143,6 +205,8 @@ export class CursorTracker {
   resetTo(baseline: number | null): void {
     if (this.size !== 0) throw new Error('CursorTracker.resetTo with frames still in flight')
     this.head = 0
+    this.pinned = 0
+    this.skip = [] // the upstream's old seqs mean nothing against its new sequence
     this.last = baseline
     this.safe = baseline
   }

@@ -19,6 +19,8 @@ export interface HostRecord {
   status: HostStatus
   /** -1 = no cursor (connect at the live head) */
   lastSeq: number
+  /** upstream seqs above lastSeq already persisted (skipped if the host sends them again) */
+  doneAbove: number[]
   accountCount: number
   accountLimit: number
   trusted: boolean
@@ -37,6 +39,7 @@ interface HostRow {
   no_ssl: boolean
   status: HostStatus
   last_seq: number
+  done_above: Array<string | number>
   account_count: number
   account_limit: number
   trusted: boolean
@@ -49,7 +52,7 @@ interface HostRow {
   updated_at: Date
 }
 
-const COLUMNS = `id, hostname, no_ssl, status, last_seq, account_count, account_limit, trusted, admin_added,
+const COLUMNS = `id, hostname, no_ssl, status, last_seq, done_above, account_count, account_limit, trusted, admin_added,
   failure_count, last_error, last_error_at, last_event_at, created_at, updated_at`
 
 function toRecord(r: HostRow): HostRecord {
@@ -59,6 +62,8 @@ function toRecord(r: HostRow): HostRecord {
     noSsl: r.no_ssl,
     status: r.status,
     lastSeq: r.last_seq,
+    // node-postgres leaves int8 array elements as strings
+    doneAbove: (r.done_above ?? []).map(Number),
     accountCount: r.account_count,
     accountLimit: r.account_limit,
     trusted: r.trusted,
@@ -222,7 +227,7 @@ export class HostRegistry {
    */
   async resetCursor(id: number, status?: HostStatus): Promise<void> {
     await this.db.query(
-      `UPDATE host SET last_seq = -1, updated_at = now(),
+      `UPDATE host SET last_seq = -1, done_above = '{}', updated_at = now(),
          status = CASE WHEN $2::text IS NOT NULL AND status <> 'banned' THEN $2::text ELSE status END
        WHERE id = $1`,
       [id, status ?? null],

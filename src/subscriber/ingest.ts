@@ -11,6 +11,7 @@
 //   frames that were not persisted; the rev check makes those idempotent anyway).
 
 import type { FrameMeta, FrameResult } from '../pool/types.ts'
+import type { HostCursor } from '../store/sequencer.ts'
 import { CursorTracker, type RegisterResult } from './cursor-tracker.ts'
 
 export interface IngestSink {
@@ -31,6 +32,7 @@ interface HostCursors {
   tracker: CursorTracker
   /** last cursor handed to the sequencer for this host (so idle hosts are not re-sent every batch) */
   reported: number | null
+  reportedAbove: number[]
   idleWaiters: Array<() => void>
 }
 
@@ -49,14 +51,17 @@ export class CursorRegistry {
   }
 
   /**
-   * Start tracking a host from `initialCursor` (its saved cursor, or null for the live head). A
-   * host already tracked keeps its tracker: frames of an earlier connection may still be in
-   * flight, and its last registered seq is the cursor to reconnect with.
+   * Start tracking a host from `initialCursor` (its saved cursor, or null for the live head) and
+   * the saved seqs above it that were already persisted. A host already tracked keeps its
+   * tracker: frames of an earlier connection may still be in flight, and its last registered seq
+   * is the cursor to reconnect with.
    */
-  open(hostId: number, initialCursor: number | null): CursorTracker {
+  open(hostId: number, initialCursor: number | null, alreadyPersisted: readonly number[] = []): CursorTracker {
     let h = this.hosts.get(hostId)
     if (!h) {
-      h = { tracker: new CursorTracker(initialCursor, { maxInFlight: this.maxInFlight }), reported: initialCursor, idleWaiters: [] }
+      const tracker = new CursorTracker(initialCursor, { maxInFlight: this.maxInFlight, alreadyPersisted })
+      const reportedAbove = tracker.doneAboveIf([]).doneAbove
+      h = { tracker, reported: initialCursor, reportedAbove, idleWaiters: [] }
       this.hosts.set(hostId, h)
     }
     return h.tracker
@@ -69,15 +74,21 @@ export class CursorRegistry {
   register(hostId: number, seq: number): RegisterResult {
     const h = this.hosts.get(hostId)
     if (!h) throw new Error(`host ${hostId} is not tracked`)
-    return h.tracker.register(seq)
+    const before = h.tracker.safeCursor()
+    const r = h.tracker.register(seq)
+    if (r === 'already_persisted' && h.tracker.safeCursor() !== before) this.advanced.add(hostId)
+    return r
   }
 
-  /** A frame's fate is final. Idempotent: a seq already done (or unknown) returns false. */
-  markDone(hostId: number, seq: number): boolean {
+  /**
+   * A frame's fate is final; `pinned` when it was persisted as an event a replay would duplicate.
+   * Idempotent: a seq already done (or unknown) returns false.
+   */
+  markDone(hostId: number, seq: number, pinned = false): boolean {
     const h = this.hosts.get(hostId)
     if (!h) return false
     const before = h.tracker.safeCursor()
-    const ok = h.tracker.markDone(seq)
+    const ok = h.tracker.markDone(seq, pinned)
     if (ok && h.tracker.safeCursor() !== before) this.advanced.add(hostId)
     if (ok && h.tracker.inFlight === 0 && h.idleWaiters.length > 0) for (const w of h.idleWaiters.splice(0)) w()
     return ok
@@ -121,6 +132,7 @@ export class CursorRegistry {
     }
     h.tracker.resetTo(baseline)
     h.reported = baseline
+    h.reportedAbove = []
     this.advanced.delete(hostId)
   }
 
@@ -134,40 +146,47 @@ export class CursorRegistry {
   }
 
   /**
-   * Called by the sequencer inside a batch's transaction: for each host in the batch, the safe
-   * cursor if those seqs were done; plus each host whose cursor advanced through drops since the
-   * last call. Tracker state is not touched (the batch may still roll back); only the record of
-   * what was last reported is, so an unchanged host is not re-sent with every batch.
+   * Called by the sequencer just before a batch's transaction: for each host in the batch, the
+   * safe cursor if those seqs were done, with the persisted seqs above it (`pinnedByHost`: the
+   * batch's events a replay would duplicate); plus each host whose cursor advanced through drops
+   * since the last call. Tracker state is not touched (the batch may still roll back); only the
+   * record of what was last reported is, so an unchanged host is not re-sent with every batch.
    */
-  cursorsFor(batchSeqsByHost: Map<number, number[]>): Map<number, number> {
-    const out = new Map<number, number>()
+  cursorsFor(batchSeqsByHost: Map<number, number[]>, pinnedByHost: Map<number, number[]> = new Map()): Map<number, HostCursor> {
+    const out = new Map<number, HostCursor>()
+    const report = (hostId: number, h: HostCursors, seqs: readonly number[]) => {
+      const { cursor, doneAbove } = h.tracker.doneAboveIf(seqs, pinnedByHost.get(hostId))
+      if (cursor === null) return
+      const advanced = h.reported === null || cursor > h.reported
+      if (!advanced && sameSeqs(doneAbove, h.reportedAbove)) return
+      out.set(hostId, { seq: cursor, doneAbove })
+      h.reported = cursor
+      h.reportedAbove = doneAbove
+    }
     for (const [hostId, seqs] of batchSeqsByHost) {
       const h = this.hosts.get(hostId)
-      if (!h) continue
-      const c = h.tracker.safeCursorIf(seqs)
-      if (c !== null && (h.reported === null || c > h.reported)) {
-        out.set(hostId, c)
-        h.reported = c
-      }
+      if (h) report(hostId, h, seqs)
     }
     for (const hostId of this.advanced) {
-      if (out.has(hostId)) continue
       const h = this.hosts.get(hostId)
-      if (!h) continue
-      const c = h.tracker.safeCursor()
-      if (c !== null && (h.reported === null || c > h.reported)) {
-        out.set(hostId, c)
-        h.reported = c
-      }
+      if (h && !batchSeqsByHost.has(hostId)) report(hostId, h, [])
     }
     this.advanced.clear()
     return out
   }
 
-  /** Called after COMMIT with the batch's upstream seqs: they are done. */
-  committed(batchSeqsByHost: Map<number, number[]>): void {
+  /** Called after COMMIT with the batch's upstream seqs (and its pinned ones): they are done. */
+  committed(batchSeqsByHost: Map<number, number[]>, pinnedByHost: Map<number, number[]> = new Map()): void {
     for (const [hostId, seqs] of batchSeqsByHost) {
-      for (const seq of seqs) this.markDone(hostId, seq)
+      const pinned = pinnedByHost.get(hostId)
+      const pinnedSet = pinned && pinned.length > 0 ? new Set(pinned) : null
+      for (const seq of seqs) this.markDone(hostId, seq, pinnedSet !== null && pinnedSet.has(seq))
     }
   }
+}
+
+function sameSeqs(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }

@@ -233,7 +233,7 @@ export class HostSubscriber implements HostStatsSource {
   private async prepareCursor(): Promise<number | null> {
     const id = this.host.id
     const cursors = this.d.cursors
-    if (!cursors.has(id)) cursors.open(id, this.host.lastSeq >= 0 ? this.host.lastSeq : null)
+    if (!cursors.has(id)) cursors.open(id, this.host.lastSeq >= 0 ? this.host.lastSeq : null, this.host.doneAbove)
     const cursor = cursors.lastSeq(id)
     if (cursor === null) return null
     const lastTime = this.lastEventAt ?? this.host.lastEventAt?.getTime() ?? this.host.updatedAt.getTime()
@@ -249,6 +249,7 @@ export class HostSubscriber implements HostStatsSource {
     await this.d.cursors.whenIdle(id)
     this.d.cursors.reset(id, null)
     this.host.lastSeq = -1
+    this.host.doneAbove = []
     this.d.metrics.cursorResets.inc({ reason })
     try {
       await this.d.hosts.resetCursor(id, status)
@@ -569,6 +570,11 @@ export class HostSubscriber implements HostStatsSource {
       d.metrics.drops.inc({ reason: 'cursor_tracker_full' })
       // Backstop only (the pipeline's byte budgets bound in-flight frames long before).
       return { kind: 'wait', reason: 'tracker', promise: this.sleep(100), startedAt: d.now() }
+    }
+    if (reg === 'already_persisted') {
+      // Persisted before a crash, above the cursor saved then: delivering it again would duplicate it.
+      d.metrics.drops.inc({ reason: 'already_persisted' })
+      return DONE
     }
     if (reg !== 'ok') {
       d.metrics.drops.inc({ reason: reg === 'duplicate' ? 'duplicate_seq' : 'decreasing_seq' })

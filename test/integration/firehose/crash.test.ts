@@ -44,14 +44,6 @@ import {
 } from './helpers.ts'
 import { closeConsumers } from './helpers.ts'
 
-/**
- * Relay bug (see the second test): after a crash, #identity and #account events persisted above the
- * saved upstream cursor are accepted and persisted again when the upstream resends them (commits
- * are protected by the rev check). While true, the first test checks only commits for duplicates
- * and the second is a `todo`; set to false once the relay is fixed.
- */
-const KNOWN_BUG_REPLAYED_IDENTITY_ACCOUNT = true
-
 let dids: DidServer
 const cleanups: Array<() => Promise<void>> = []
 
@@ -186,16 +178,13 @@ describe('crash', () => {
         'nothing but upstream events',
       )
       const dup = duplicates(logKeys)
-      if (dup.length > 0) console.log(`persisted twice: ${dup.length} (${diag})`)
       assert.deepEqual(
         dup.filter((k) => k.startsWith('commit ')),
         [],
         `no commit persisted twice (${diag})`,
       )
-      if (!KNOWN_BUG_REPLAYED_IDENTITY_ACCOUNT) {
-        assert.deepEqual(dup, [], `no upstream event persisted twice (${diag})`)
-        assertSameEvents(logKeys, expected, 'event log')
-      }
+      assert.deepEqual(dup, [], `no upstream event persisted twice (${diag})`)
+      assertSameEvents(logKeys, expected, 'event log')
       // the consumer resuming from its last seq: exactly the rest
       assert.deepEqual(after.seqs(), range(lastSeen + 1, head))
       assert.deepEqual(
@@ -219,92 +208,84 @@ describe('crash', () => {
     }
   })
 
-  it(
-    'events persisted above the saved upstream cursor (another shard was slower) are not persisted again after a crash',
-    {
-      todo: KNOWN_BUG_REPLAYED_IDENTITY_ACCOUNT
-        ? 'relay bug: replayed #identity/#account above the saved upstream cursor are persisted twice'
-        : false,
-    },
-    async () => {
-      const s = await setup('fh_crash_shard')
-      // S validates in shard 0, F in shard 1 (RELAY_WORKERS=2)
-      let S: SignedAccount | undefined
-      let F: SignedAccount | undefined
-      while (!S || !F) {
-        const a = await createSignedAccount(dids, `http://${s.up.hostname}`)
-        if (shardOf(a.did, 2) === 0) S ??= a
-        else F ??= a
-      }
-      const env = relayEnv(s.tdb.url, dids.url, s.up, { RELAY_WORKERS: '2', RELAY_RESOLVE_TIMEOUT: '60s' })
-      s.relay = await startChildRelay(env)
-      await addUpstream(s.relay, s.up)
+  it('events persisted above the saved upstream cursor (another shard was slower) are not persisted again after a crash', async () => {
+    const s = await setup('fh_crash_shard')
+    // S validates in shard 0, F in shard 1 (RELAY_WORKERS=2)
+    let S: SignedAccount | undefined
+    let F: SignedAccount | undefined
+    while (!S || !F) {
+      const a = await createSignedAccount(dids, `http://${s.up.hostname}`)
+      if (shardOf(a.did, 2) === 0) S ??= a
+      else F ??= a
+    }
+    const env = relayEnv(s.tdb.url, dids.url, s.up, { RELAY_WORKERS: '2', RELAY_RESOLVE_TIMEOUT: '60s' })
+    s.relay = await startChildRelay(env)
+    await addUpstream(s.relay, s.up)
 
-      const sent: BuiltFrame[] = []
-      const send = (f: BuiltFrame) => {
-        sent.push(f)
-        s.up.appendFrame(f.seq, f.did, f.frame)
-      }
-      // both accounts known to the relay, identities cached
-      send(await commitFrame(S, 1))
-      send(await commitFrame(F, 2))
-      await waitFor(async () => (await s.log()).length === 2 || undefined, { what: 'warm-up persisted' })
+    const sent: BuiltFrame[] = []
+    const send = (f: BuiltFrame) => {
+      sent.push(f)
+      s.up.appendFrame(f.seq, f.did, f.frame)
+    }
+    // both accounts known to the relay, identities cached
+    send(await commitFrame(S, 1))
+    send(await commitFrame(F, 2))
+    await waitFor(async () => (await s.log()).length === 2 || undefined, { what: 'warm-up persisted' })
 
-      // S's next commit needs its DID document again (its #identity purges the cache) and PLC
-      // takes 60 s to answer: shard 0 is stuck on upstream seq 4 while shard 1 goes on.
-      dids.delays.set(S.did, 60_000)
-      const resolvesBefore = dids.requests.get(S.did) ?? 0
-      send(identityEventFrame(S, 3))
-      send(await commitFrame(S, 4))
-      send(identityEventFrame(F, 5))
-      send(accountEventFrame(F, 6, true))
-      send(await commitFrame(F, 7))
-      const fKeys = sent.filter((f) => f.did === F!.did && f.seq >= 5).map(builtKey)
+    // S's next commit needs its DID document again (its #identity purges the cache) and PLC
+    // takes 60 s to answer: shard 0 is stuck on upstream seq 4 while shard 1 goes on.
+    dids.delays.set(S.did, 60_000)
+    const resolvesBefore = dids.requests.get(S.did) ?? 0
+    send(identityEventFrame(S, 3))
+    send(await commitFrame(S, 4))
+    send(identityEventFrame(F, 5))
+    send(accountEventFrame(F, 6, true))
+    send(await commitFrame(F, 7))
+    const fKeys = sent.filter((f) => f.did === F!.did && f.seq >= 5).map(builtKey)
+    await waitFor(
+      async () => {
+        const keys = new Set((await s.log()).map((r) => r.key))
+        return fKeys.every((k) => keys.has(k)) || undefined
+      },
+      { what: "F's events persisted while S is stuck" },
+    )
+    await waitFor(() => (dids.requests.get(S!.did) ?? 0) > resolvesBefore || undefined, { what: "S's DID document requested" })
+    const cursorAtCrash = await s.hostCursor()
+    assert.ok(cursorAtCrash <= 3, `the saved cursor stays below S's commit (seq 4), got ${cursorAtCrash}`)
+    await kill(s.relay)
+    dids.delays.delete(S.did)
+
+    s.relay = await startChildRelay(env, { port: s.relay.port, probePort: s.relay.probePort })
+    try {
+      await waitFor(() => (s.up.connections.length === 2 && s.up.openConnections.length === 1) || undefined, {
+        what: 'resubscribed upstream',
+      })
+      assert.equal(s.up.connections[1]!.cursor, String(cursorAtCrash))
+      // a marker after the replayed range: once it is persisted, the replay has been processed
+      send(await commitFrame(F, 8))
+      const expected = sent.map(builtKey)
+      let rows: LogRow[] = []
       await waitFor(
         async () => {
-          const keys = new Set((await s.log()).map((r) => r.key))
-          return fKeys.every((k) => keys.has(k)) || undefined
+          rows = await s.log()
+          return rows.some((r) => r.key === expected.at(-1)) || undefined
         },
-        { what: "F's events persisted while S is stuck" },
+        { what: 'marker persisted', timeoutMs: 20_000 },
       )
-      await waitFor(() => (dids.requests.get(S!.did) ?? 0) > resolvesBefore || undefined, { what: "S's DID document requested" })
-      const cursorAtCrash = await s.hostCursor()
-      assert.ok(cursorAtCrash <= 3, `the saved cursor stays below S's commit (seq 4), got ${cursorAtCrash}`)
-      await kill(s.relay)
-      dids.delays.delete(S.did)
-
-      s.relay = await startChildRelay(env, { port: s.relay.port, probePort: s.relay.probePort })
-      try {
-        await waitFor(() => (s.up.connections.length === 2 && s.up.openConnections.length === 1) || undefined, {
-          what: 'resubscribed upstream',
-        })
-        assert.equal(s.up.connections[1]!.cursor, String(cursorAtCrash))
-        // a marker after the replayed range: once it is persisted, the replay has been processed
-        send(await commitFrame(F, 8))
-        const expected = sent.map(builtKey)
-        let rows: LogRow[] = []
-        await waitFor(
-          async () => {
-            rows = await s.log()
-            return rows.some((r) => r.key === expected.at(-1)) || undefined
-          },
-          { what: 'marker persisted', timeoutMs: 20_000 },
-        )
-        await new Promise((r) => setTimeout(r, 500))
-        rows = await s.log()
-        assert.deepEqual(
-          rows.map((r) => r.seq),
-          range(1, rows.length),
-        )
-        assert.deepEqual(duplicates(rows.map((r) => r.key)), [], 'no upstream event persisted twice')
-        assertSameEvents(
-          rows.map((r) => r.key),
-          expected,
-          'event log',
-        )
-      } finally {
-        await s.relay.close()
-      }
-    },
-  )
+      await new Promise((r) => setTimeout(r, 500))
+      rows = await s.log()
+      assert.deepEqual(
+        rows.map((r) => r.seq),
+        range(1, rows.length),
+      )
+      assert.deepEqual(duplicates(rows.map((r) => r.key)), [], 'no upstream event persisted twice')
+      assertSameEvents(
+        rows.map((r) => r.key),
+        expected,
+        'event log',
+      )
+    } finally {
+      await s.relay.close()
+    }
+  })
 })

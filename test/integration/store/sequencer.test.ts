@@ -207,9 +207,9 @@ test('host cursors commit in the same transaction as the events; a failed transa
       cursorProvider: (byHost) => {
         seen.push(byHost)
         const seqs = byHost.get(host)
-        return seqs ? new Map([[host, Math.max(...seqs)]]) : new Map()
+        return seqs ? new Map([[host, { seq: Math.max(...seqs), doneAbove: [] }]]) : new Map()
       },
-      onCommitted: (b) => committed.push(b.cursors.get(host) ?? -1),
+      onCommitted: (b) => committed.push(b.cursors.get(host)?.seq ?? -1),
       cursorFlushIntervalMs: 0,
     })
     await s.submit(makeEvent('did:plc:a', { hostId: host, upstreamSeq: 101 }))
@@ -247,21 +247,55 @@ test('host cursors commit in the same transaction as the events; a failed transa
   }
 })
 
+test('the done list above a host cursor is written with it, rewritten at an equal cursor, and only for pinned events', async () => {
+  const { pool, drop } = await fresh()
+  try {
+    const host = await insertHost(pool, 'pds.example.com', 100)
+    const asked: Array<[number[], number[]]> = []
+    let answer = { seq: 100, doneAbove: [103] }
+    const s = await started({
+      db: pool,
+      cursorFlushIntervalMs: 0,
+      cursorProvider: (byHost, pinned) => {
+        asked.push([byHost.get(host) ?? [], pinned.get(host) ?? []])
+        return new Map([[host, answer]])
+      },
+    })
+    const row = async () => (await pool.query('SELECT last_seq, done_above::float8[] AS above FROM host WHERE id = $1', [host])).rows[0]
+    await Promise.all([
+      s.submit(makeEvent('did:plc:a', { hostId: host, upstreamSeq: 102, kind: 'commit' })),
+      s.submit(makeEvent('did:plc:b', { hostId: host, upstreamSeq: 103, kind: 'identity' })),
+    ])
+    assert.deepEqual(
+      [asked.flatMap((a) => a[0]), asked.flatMap((a) => a[1])],
+      [[102, 103], [103]],
+      'the provider is told which seqs are not commits',
+    )
+    assert.deepEqual(await row(), { last_seq: 100, above: [103] }, 'an equal cursor still writes the list')
+    answer = { seq: 104, doneAbove: [] }
+    await s.submit(makeEvent('did:plc:c', { hostId: host, upstreamSeq: 104, kind: 'account' }))
+    assert.deepEqual(await row(), { last_seq: 104, above: [] })
+    await s.close()
+  } finally {
+    await drop()
+  }
+})
+
 test('host cursor never moves backwards, and cursor-only progress is flushed periodically and on close', async () => {
   const { pool, drop } = await fresh()
   try {
     const h1 = await insertHost(pool, 'one.example.com', 500)
     const h2 = await insertHost(pool, 'two.example.com', 10)
-    let safe = new Map<number, number>([
-      [h1, 400],
-      [h2, 20],
+    let safe = new Map([
+      [h1, { seq: 400, doneAbove: [] }],
+      [h2, { seq: 20, doneAbove: [] }],
     ])
     const s = await started({ db: pool, cursorProvider: () => safe, cursorFlushIntervalMs: 50 })
     const last = async (id: number) => (await pool.query('SELECT last_seq FROM host WHERE id = $1', [id])).rows[0].last_seq
     for (let i = 0; i < 50 && (await last(h2)) !== 20; i++) await sleep(20)
     assert.equal(await last(h2), 20, 'periodic flush wrote progress with no events at all')
     assert.equal(await last(h1), 500, 'a lower cursor never overwrites a higher one')
-    safe = new Map([[h2, 30]])
+    safe = new Map([[h2, { seq: 30, doneAbove: [] }]])
     await s.close()
     assert.equal(await last(h2), 30, 'close writes the final cursors')
   } finally {
@@ -282,7 +316,7 @@ test('Postgres outage: submitters wait, nothing is lost, the batch commits once 
       retryInitialMs: 20,
       retryMaxMs: 100,
       queryTimeoutMs: 1000,
-      cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, Math.max(...v)])),
+      cursorProvider: (m) => new Map([...m].map(([h, v]) => [h, { seq: Math.max(...v), doneAbove: [] }])),
     })
     assert.equal((await s.submit(makeEvent('did:plc:a', { hostId: host, upstreamSeq: 1 }))).seq, 1)
 

@@ -82,7 +82,7 @@ export class FakePipeline implements IngestSink {
         l.push(p.meta.upstreamSeq)
       }
       const cursors = this.cursors.cursorsFor(seqsByHost)
-      for (const [host, seq] of cursors) {
+      for (const [host, { seq }] of cursors) {
         await this.db.query('UPDATE host SET last_seq = $2, updated_at = now() WHERE id = $1 AND last_seq < $2', [host, seq])
         this.savedCursors.set(host, seq)
       }
