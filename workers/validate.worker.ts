@@ -5,6 +5,7 @@
 //
 // workerData = { shard, shards, data: ValidatorWorkerConfig } (validatorWorkerConfig() builds `data`).
 // Tests and benchmarks may import this module in-process and call initValidatorWorker() first.
+import { getHeapStatistics } from 'node:v8'
 import { BroadcastChannel, workerData } from 'node:worker_threads'
 import { createPool, type Pool } from '../src/core/db.ts'
 import { createLogger, type Logger } from '../src/core/log.ts'
@@ -107,7 +108,15 @@ export async function closeValidatorWorker(): Promise<void> {
 }
 
 function snapshot(s: ValidatorWorkerState): ValidatorStatsSnapshot {
-  return { shard: s.shard, at: Date.now(), k256Backend, ...s.processor.stats() }
+  const heap = getHeapStatistics()
+  return {
+    shard: s.shard,
+    at: Date.now(),
+    k256Backend,
+    heapUsedBytes: heap.used_heap_size,
+    heapTotalBytes: heap.total_heap_size,
+    ...s.processor.stats(),
+  }
 }
 
 function postStats(s: ValidatorWorkerState): ValidatorStatsSnapshot {

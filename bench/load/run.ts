@@ -2,7 +2,7 @@
 // a fresh database on one embedded Postgres, the simulated fleet (own process), the relay
 // (`node src/main.ts serve`, own process), the consumers (own process). Phases:
 //   warm        each account's #identity, #account and first commit (fills the relay's key cache)
-//   latency     LAT_RATE events/s for LAT_SECONDS; consumers measure receive time − frame `time`
+//   latency     each rate of LAT_RATES (ascending) for LAT_SECONDS; consumers measure receive time − frame `time`
 //   saturation  the rest as fast as the relay reads; validated commits/s from the relay's metrics
 // Relay RSS/heap/CPU are sampled every second from /metrics, every process's CPU from /proc.
 // Afterwards the same frames go through @atproto/sync's validation path alone for the ratio.
@@ -11,8 +11,11 @@
 //   node bench/load/run.ts                 quick: H=10 with 100 consumers
 //   node bench/load/run.ts --full          H ∈ {10, 1000, 3000} × C ∈ {1, 100, 250}
 //   options: --hosts 10,1000 --consumers 1,100 --accounts 1000 (total) --commits 100000
-//            --lat-rate 2000 --lat-seconds 10 --sat-seconds 30 --plc static|did-plc-server
+//            --lat-rate 1000,2000 --lat-seconds 10 --sat-seconds 30 --plc static|did-plc-server
 //            --relay-env KEY=VALUE (repeatable) --no-docs
+//            --soak-minutes 30 --soak-rate 300   a fixed-rate phase between latency and saturation:
+//                                                RSS drift over time (needs enough --commits)
+//            --soak-at 3000x250 --soak-commits 650000   soak in that scenario only, with a bigger fleet
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs'
 import os from 'node:os'
@@ -48,10 +51,20 @@ const HOSTS = list('--hosts', FULL ? [10, 1000, 3000] : [10])
 const CONSUMERS = list('--consumers', FULL ? [1, 100, 250] : [100])
 const ACCOUNTS_TOTAL = Number(flag('--accounts') ?? 1000)
 const COMMITS = Number(flag('--commits') ?? 100_000)
-const LAT_RATE = Number(flag('--lat-rate') ?? 2000)
+const LAT_RATES = list('--lat-rate', [1000, 2000]).sort((a, b) => a - b)
+/** the rate issue 7's latency target is stated at, reported in the summary table */
+const LAT_RATE = LAT_RATES.includes(2000) ? 2000 : LAT_RATES[LAT_RATES.length - 1]!
 const LAT_SECONDS = Number(flag('--lat-seconds') ?? 10)
 const SAT_SECONDS = Number(flag('--sat-seconds') ?? 30)
 const WARM_TIMEOUT_S = Number(flag('--warm-timeout') ?? 180)
+const SOAK_MINUTES = Number(flag('--soak-minutes') ?? 0)
+const SOAK_RATE = Number(flag('--soak-rate') ?? 300)
+/** "HxC": soak only in that scenario (default: every scenario soaks when --soak-minutes is set) */
+const SOAK_AT = flag('--soak-at')
+/** fleet size for the soaking scenario's host count (a soak needs rate × minutes × 60 more commits) */
+const SOAK_COMMITS = Number(flag('--soak-commits') ?? 0)
+const soaksIn = (H: number, C: number) => SOAK_MINUTES > 0 && (!SOAK_AT || SOAK_AT === `${H}x${C}`)
+const commitsFor = (H: number) => (SOAK_AT && SOAK_AT.startsWith(`${H}x`) ? Math.max(COMMITS, SOAK_COMMITS) : COMMITS)
 const WRITE_DOCS = !argv.includes('--no-docs')
 const RELAY_ENV: Record<string, string> = {}
 argv.forEach((a, i) => {
@@ -228,6 +241,41 @@ interface Sample {
   fleetPending: number
 }
 
+interface SoakResult {
+  minutes: number
+  rate: number
+  relayRate: number
+  consumer: ConsumerReport
+  /** medians over minutes 1-3 and over the last 3 minutes, and the max */
+  rssEarly: number
+  rssLate: number
+  rssMax: number
+  heapEarly: number
+  heapLate: number
+  /** least-squares slope of RSS after the first 3 minutes */
+  rssSlopePerHour: number
+  fleetExhausted: boolean
+}
+
+function medianOf(xs: number[]): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  return s.length ? s[s.length >> 1] : NaN
+}
+
+function slope(points: Array<[number, number]>): number {
+  const n = points.length
+  if (n < 2) return NaN
+  const mx = points.reduce((a, p) => a + p[0], 0) / n
+  const my = points.reduce((a, p) => a + p[1], 0) / n
+  let num = 0
+  let den = 0
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my)
+    den += (x - mx) ** 2
+  }
+  return den > 0 ? num / den : NaN
+}
+
 interface ScenarioResult {
   hosts: number
   consumers: number
@@ -241,6 +289,9 @@ interface ScenarioResult {
   warmSeconds: number | null
   warmAccepted: number
   latency: (ConsumerReport & { rate: number; relayRate: number }) | null
+  /** every latency phase, ascending rate (the one above is the LAT_RATE one) */
+  latencies: Array<ConsumerReport & { target: number; rate: number; relayRate: number }>
+  soak: SoakResult | null
   saturation: {
     commitsPerSec: number
     seconds: number
@@ -261,7 +312,12 @@ interface ScenarioResult {
 
 async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: string, pgPid: number): Promise<ScenarioResult> {
   const notes: string[] = []
-  const params: FleetParams = { ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: COMMITS }
+  const params: FleetParams = {
+    ...DEFAULT_PARAMS,
+    hosts: H,
+    accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)),
+    commits: commitsFor(H),
+  }
   params.commits = Math.max(params.commits, params.hosts * params.accountsPerHost)
   const fleet = await ensureFleet(params, log)
   const accounts = fleet.meta.accounts.length
@@ -417,11 +473,12 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     `warm: ${warmAccepted} accepted in ${warmSeconds?.toFixed(1) ?? 'n/a'} s (metric ${acceptedInfo.metric ?? 'none'}${acceptedInfo.commitsOnly ? ', commits' : ''})`,
   )
 
-  // ---- latency at LAT_RATE
+  // ---- latency at each rate, lowest first (a rate the relay cannot sustain leaves a backlog)
   let latency: ScenarioResult['latency'] = null
-  if (LAT_SECONDS > 0) {
+  const latencies: ScenarioResult['latencies'] = []
+  for (const rate of LAT_SECONDS > 0 ? LAT_RATES : []) {
     consumersProc.send({ cmd: 'reset' })
-    fleetProc.send({ cmd: 'rate', eventsPerSec: LAT_RATE } satisfies FleetCommand)
+    fleetProc.send({ cmd: 'rate', eventsPerSec: rate } satisfies FleetCommand)
     fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand)
     const a0 = latest()
     const f0 = await fleetStats(fleetProc)
@@ -431,9 +488,63 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     const f1 = await fleetStats(fleetProc)
     const a1 = latest()
     const secs = (performance.now() - tl) / 1000
-    latency = { ...rep, rate: (f1.sent - f0.sent) / secs, relayRate: (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t) }
+    const l = {
+      ...rep,
+      target: rate,
+      rate: (f1.sent - f0.sent) / secs,
+      relayRate: (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t),
+    }
+    latencies.push(l)
+    if (rate === LAT_RATE) latency = l
     log(
-      `latency @${LAT_RATE}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${latency.rate.toFixed(0)}/s, relay accepted ${latency.relayRate.toFixed(0)}/s`,
+      `latency @${rate}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${l.rate.toFixed(0)}/s, relay accepted ${l.relayRate.toFixed(0)}/s`,
+    )
+  }
+
+  // ---- soak: a fixed rate for a long time; does memory stay flat?
+  let soak: SoakResult | null = null
+  if (soaksIn(H, C)) {
+    consumersProc.send({ cmd: 'reset' })
+    fleetProc.send({ cmd: 'rate', eventsPerSec: SOAK_RATE } satisfies FleetCommand)
+    fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand)
+    const i0 = samples.length
+    const a0 = latest()
+    const tk = performance.now()
+    let lastLog = tk
+    while (performance.now() - tk < SOAK_MINUTES * 60_000) {
+      await sleep(5000)
+      if (performance.now() - lastLog >= 60_000) {
+        lastLog = performance.now()
+        const s = latest()
+        log(
+          `soak ${((s.t - a0.t) / 60).toFixed(0)} min: RSS ${MiB(s.rss)} MiB, heap ${MiB(s.heap)} MiB, accepted ${s.accepted - a0.accepted}`,
+        )
+      }
+    }
+    const consumer = await consumerReport(consumersProc)
+    const a1 = latest()
+    const ss = samples.slice(i0).filter((x) => Number.isFinite(x.rss))
+    const rel = (x: Sample) => x.t - a0.t
+    const early = ss.filter((x) => rel(x) >= 60 && rel(x) < 180)
+    const late = ss.filter((x) => rel(x) >= SOAK_MINUTES * 60 - 180)
+    const settled = ss.filter((x) => rel(x) >= 180)
+    const relayRate = (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t)
+    soak = {
+      minutes: SOAK_MINUTES,
+      rate: SOAK_RATE,
+      relayRate,
+      consumer,
+      rssEarly: medianOf(early.map((x) => x.rss)),
+      rssLate: medianOf(late.map((x) => x.rss)),
+      rssMax: Math.max(...ss.map((x) => x.rss)),
+      heapEarly: medianOf(early.map((x) => x.heap)),
+      heapLate: medianOf(late.map((x) => x.heap)),
+      rssSlopePerHour: slope(settled.map((x) => [rel(x) / 3600, x.rss])),
+      fleetExhausted: a1.fleetPending === 0 && relayRate < SOAK_RATE * 0.9,
+    }
+    if (soak.fleetExhausted) notes.push('the fleet ran out of frames during the soak: pass a larger --commits')
+    log(
+      `soak ${SOAK_MINUTES} min @${SOAK_RATE}/s: relay accepted ${relayRate.toFixed(0)}/s; RSS ${MiB(soak.rssEarly)} → ${MiB(soak.rssLate)} MiB (max ${MiB(soak.rssMax)}, slope ${MiB(soak.rssSlopePerHour)} MiB/h); latency p50 ${consumer.p50} / p99 ${consumer.p99} ms`,
     )
   }
 
@@ -519,6 +630,8 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     warmSeconds,
     warmAccepted,
     latency,
+    latencies,
+    soak,
     saturation,
     memory: {
       rssMax: Math.max(...rs.map((s) => s.rss)),
@@ -571,7 +684,7 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
         'fleet cores',
         'consumer cores',
         'Postgres cores',
-        `latency p50 / p99 / max @${LAT_RATE}/s (ms)`,
+        ...LAT_RATES.map((rate) => `latency p50 / p99 / max @${rate}/s (ms)`),
         'relay RSS max / end (MiB)',
         'heap max (MiB)',
       ],
@@ -585,7 +698,10 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
         r.saturation ? n2(r.saturation.fleetCores) : 'n/a',
         r.saturation ? n2(r.saturation.consumersCores) : 'n/a',
         r.saturation ? n2(r.saturation.pgCores) : 'n/a',
-        r.latency ? `${n0(r.latency.p50)} / ${n0(r.latency.p99)} / ${n0(r.latency.max)}` : 'n/a',
+        ...LAT_RATES.map((rate) => {
+          const l = r.latencies.find((x) => x.target === rate)
+          return l ? `${n0(l.p50)} / ${n0(l.p99)} / ${n0(l.max)}` : 'n/a'
+        }),
         `${MiB(r.memory.rssMax)} / ${MiB(r.memory.rssLast)}`,
         MiB(r.memory.heapMax),
       ]),
@@ -603,6 +719,41 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
     'Targets (issue 7): ≥ 15,000 validated commits/s end to end and ≥ 20x @atproto/sync; p99 < 50 ms at 2,000 ev/s with 100 consumers; RSS < 512 MiB with 3,000 hosts and 250 consumers.',
   )
   lines.push('')
+  const soaks = results.filter((r) => r.soak)
+  if (soaks.length) {
+    lines.push(
+      table(
+        [
+          'soak: hosts',
+          'consumers',
+          'minutes',
+          'rate sent / accepted (ev/s)',
+          'RSS min 1-3 → last 3 min (MiB)',
+          'RSS max (MiB)',
+          'RSS slope after min 3 (MiB/h)',
+          'heap min 1-3 → last 3 min (MiB)',
+          'latency p50 / p99 / max (ms)',
+          'consumer disconnects',
+        ],
+        soaks.map((r) => {
+          const k = r.soak!
+          return [
+            String(r.hosts),
+            String(r.consumers),
+            String(k.minutes),
+            `${n0(k.rate)} / ${n0(k.relayRate)}`,
+            `${MiB(k.rssEarly)} → ${MiB(k.rssLate)}`,
+            MiB(k.rssMax),
+            MiB(k.rssSlopePerHour),
+            `${MiB(k.heapEarly)} → ${MiB(k.heapLate)}`,
+            `${n0(k.consumer.p50)} / ${n0(k.consumer.p99)} / ${n0(k.consumer.max)}`,
+            String(k.consumer.closes),
+          ]
+        }),
+      ),
+    )
+    lines.push('')
+  }
   lines.push('<details><summary>Details per scenario</summary>')
   lines.push('')
   for (const r of results) {
@@ -610,9 +761,9 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
     lines.push(
       `**H=${r.hosts}, C=${r.consumers}**: fleet ${m.commitFrames.toLocaleString('en-US')} commits (mean frame ${m.sizes.meanCommitFrame} B, p50 ${m.sizes.p50} B, p99 ${m.sizes.p99} B, max ${m.sizes.max} B; generated in ${m.generateSeconds.toFixed(1)} s), accepted metric \`${r.acceptedMetric ?? 'none'}\`${r.commitsOnly ? ' (commits)' : ' (all kinds)'}; hosts registered in ${r.registerSeconds.toFixed(1)} s, ${r.connectedHosts} connected at the end; warm ${r.warmAccepted} accepted in ${r.warmSeconds?.toFixed(1) ?? 'n/a'} s.`,
     )
-    if (r.latency)
+    for (const l of r.latencies)
       lines.push(
-        `- latency phase: fleet sent ${n0(r.latency.rate)}/s, relay accepted ${n0(r.latency.relayRate)}/s, ${r.latency.samples} latency samples, ${r.latency.seqViolations} seq violations, ${r.latency.closes} consumer disconnects.`,
+        `- latency phase @${l.target}/s: p50 / p99 / max ${n0(l.p50)} / ${n0(l.p99)} / ${n0(l.max)} ms; fleet sent ${n0(l.rate)}/s, relay accepted ${n0(l.relayRate)}/s, ${l.samples} latency samples, ${l.seqViolations} seq violations, ${l.closes} consumer disconnects (cumulative).`,
       )
     if (r.saturation)
       lines.push(
@@ -663,7 +814,10 @@ log(`scenarios: hosts ${HOSTS.join(',')} × consumers ${CONSUMERS.join(',')}; ${
 
 // Generate every fleet first (cached), so generation never overlaps a measurement.
 for (const H of HOSTS)
-  await ensureFleet({ ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: COMMITS }, log)
+  await ensureFleet(
+    { ...DEFAULT_PARAMS, hosts: H, accountsPerHost: Math.max(1, Math.ceil(ACCOUNTS_TOTAL / H)), commits: commitsFor(H) },
+    log,
+  )
 
 let connBase = process.env.DATABASE_URL
 let pgPid = 0
@@ -693,7 +847,8 @@ const watchdog = setTimeout(
     killAll()
     process.exit(1)
   },
-  (HOSTS.length * CONSUMERS.length * (WARM_TIMEOUT_S + LAT_SECONDS + SAT_SECONDS + 180) + 600) * 1000,
+  (HOSTS.length * CONSUMERS.length * (WARM_TIMEOUT_S + LAT_SECONDS * LAT_RATES.length + SOAK_MINUTES * 60 + SAT_SECONDS + 180) + 600) *
+    1000,
 )
 watchdog.unref()
 try {

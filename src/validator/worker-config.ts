@@ -45,6 +45,9 @@ export interface ValidatorStatsSnapshot extends ValidatorStats {
   /** ms since epoch */
   at: number
   k256Backend: string
+  /** the worker isolate's V8 heap (process metrics only see the main thread's) */
+  heapUsedBytes: number
+  heapTotalBytes: number
 }
 
 /** BroadcastChannel name on which workers post ValidatorStatsSnapshot messages. */
