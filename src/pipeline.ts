@@ -223,6 +223,7 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
           pingIntervalMs: config.consumerPingInterval,
           maxConnectionsPerIp: config.maxConsumersPerIp,
           storePageSize: config.replayPageSize,
+          replayCacheBytes: config.replayCacheBytes,
           logger: log.child({ stage: 'broadcaster' }),
         })
         api.upgrade(SUBSCRIBE_REPOS_PATH, (req, socket, head) => broadcaster.handleUpgrade(req, socket, head))

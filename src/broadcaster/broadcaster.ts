@@ -26,6 +26,7 @@ import { BroadcasterStats, createBroadcasterMetrics } from './metrics.ts'
 import type { BroadcasterMetrics, ConnectOutcome, KickReason, RejectReason } from './metrics.ts'
 import { Ring } from './ring.ts'
 import { noopLogger } from './types.ts'
+import { SharedReplayReader } from './replay-cache.ts'
 import type { BroadcastFrame, BroadcasterLogger, EventLogReader } from './types.ts'
 
 export const SUBSCRIBE_REPOS_PATH = '/xrpc/com.atproto.sync.subscribeRepos'
@@ -50,6 +51,8 @@ export interface BroadcasterOptions {
   /** ...sustained for this long while its lag grows. Default 30 s. */
   tooSlowMs?: number
   storePageSize?: number // default 500
+  /** bytes of event-log pages kept for catch-up consumers reading the same range; default 32 MiB, 0 = off */
+  replayCacheBytes?: number
   /** Ping consumers this often; terminate ones that neither answered nor read since. Default 30 s. */
   pingIntervalMs?: number
   /** Period of the slow/dead/lag check. Default 1 s. */
@@ -91,8 +94,12 @@ export class Broadcaster implements ConsumerHost {
   #shuttingDown = false
   #pendingUpgrades = new Set<Duplex>()
 
+  #replayCache: SharedReplayReader | undefined
+
   constructor(opts: BroadcasterOptions) {
-    this.store = opts.store
+    const cacheBytes = opts.replayCacheBytes ?? 32 * MiB
+    if (opts.store && cacheBytes > 0) this.#replayCache = new SharedReplayReader(opts.store, { maxBytes: cacheBytes })
+    this.store = this.#replayCache ?? opts.store
     this.log = opts.logger ?? noopLogger
     this.#head = opts.headSeq ?? 0
     if (!(Number.isSafeInteger(this.#head) && this.#head >= 0)) throw new RangeError('headSeq must be a non-negative safe integer')
@@ -126,6 +133,7 @@ export class Broadcaster implements ConsumerHost {
       ringBytes: () => this.ring.bytes,
       ringEvicted: () => this.ring.evictedCount,
       headSeq: () => this.#head,
+      replayCache: () => this.#replayCache?.stats(),
     })
     this.#timer = setInterval(() => this.#check(), opts.checkIntervalMs ?? 1_000)
     this.#timer.unref()
@@ -201,6 +209,7 @@ export class Broadcaster implements ConsumerHost {
 
   /** Takedown: replay from the ring skips `did`'s frames from now on. Returns frames hidden. */
   hideDid(did: string): number {
+    this.#replayCache?.invalidate()
     return this.ring.hideDid(did)
   }
 

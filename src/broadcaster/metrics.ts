@@ -6,6 +6,7 @@
  */
 import client from 'prom-client'
 import type { Registry } from 'prom-client'
+import type { ReplayCacheStats } from './replay-cache.ts'
 
 export type SendSource = 'live' | 'ring' | 'store'
 export type KickReason = 'too_slow' | 'dead' | 'store_error' | 'shutdown'
@@ -28,6 +29,8 @@ export interface BroadcasterGaugeSource {
   ringBytes(): number
   ringEvicted(): number
   headSeq(): number
+  /** undefined when there is no event log or the cache is off */
+  replayCache(): ReplayCacheStats | undefined
 }
 
 export interface BroadcasterMetrics {
@@ -81,6 +84,24 @@ export function createBroadcasterMetrics(registry: Registry, stats: BroadcasterS
     () => ({ ok: stats.storeReads, error: stats.storeReadErrors }),
     'result',
   )
+  counterFromStats(
+    registers,
+    'relay_firehose_replay_cache_requests_total',
+    'Catch-up page requests by outcome: served from a page another consumer read (hit), after joining its query (joined, also a hit or miss after), or read from Postgres (miss)',
+    () => {
+      const s = src.replayCache()
+      return { hit: s?.hits ?? 0, joined: s?.joined ?? 0, miss: s?.misses ?? 0 }
+    },
+    'result',
+  )
+  new client.Gauge({
+    name: 'relay_firehose_replay_cache_bytes',
+    help: 'Frame bytes of event-log pages kept for catch-up consumers (capped by RELAY_REPLAY_CACHE_BYTES)',
+    registers,
+    collect() {
+      this.set(src.replayCache()?.bytes ?? 0)
+    },
+  })
   counterFromStats(
     registers,
     'relay_firehose_mode_switches_total',

@@ -77,4 +77,13 @@ export const BROADCASTER_OPTIONS = [
     group: 'Firehose consumers',
     doc: 'Events read from Postgres per page when replaying a cursor older than the ring.',
   },
+  {
+    key: 'replayCacheBytes',
+    env: 'RELAY_REPLAY_CACHE_BYTES',
+    kind: 'bytes',
+    default: '32MiB',
+    min: 0,
+    group: 'Firehose consumers',
+    doc: 'Event-log pages kept in memory for consumers catching up from Postgres: consumers that fell behind together read each page once between them instead of once each. 0 turns it off.',
+  },
 ] as const satisfies readonly OptionSpec[]
