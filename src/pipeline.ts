@@ -8,7 +8,7 @@
 // (events and host cursors), then close consumers (1012, so they reconnect), then stop pruning.
 
 import os from 'node:os'
-import { Counter, type Registry } from 'prom-client'
+import { Counter, Histogram, type Registry } from 'prom-client'
 import { registerApi } from './api/index.ts'
 import type { RelayControl } from './api/control.ts'
 import { accountView } from './api/account-status.ts'
@@ -44,6 +44,7 @@ interface Outcomes {
   dropped: Counter<'reason'>
   ignored: Counter<'reason'>
   chainBreaks: Counter
+  latency: Histogram<'stage'>
 }
 
 function outcomeMetrics(registry: Registry): Outcomes {
@@ -69,6 +70,13 @@ function outcomeMetrics(registry: Registry): Outcomes {
     chainBreaks: new Counter({
       name: 'relay_chain_breaks_total',
       help: 'Accepted commits whose since/prevData did not continue the stored repo state (a gap, not an invalid commit)',
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'relay_ingest_latency_seconds',
+      help: 'Time since the subscriber read an accepted frame: validated = its worker result is back, broadcast = persisted and handed to consumers',
+      labelNames: ['stage'],
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [registry],
     }),
   }
@@ -140,8 +148,10 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
       const result = await pool.submit(did, frame, meta)
       switch (result.kind) {
         case 'accept':
+          outcomes.latency.observe({ stage: 'validated' }, (Date.now() - meta.receivedAt) / 1000)
           // Called in pool result order (per-DID order); submit enqueues synchronously.
           await sequencer.submit(result.event)
+          outcomes.latency.observe({ stage: 'broadcast' }, (Date.now() - meta.receivedAt) / 1000)
           outcomes.accepted.inc({ kind: result.event.kind })
           if (result.chainBreak) outcomes.chainBreaks.inc()
           break

@@ -120,6 +120,12 @@ test('live: @atproto/sync Firehose and a raw consumer get every event, verified,
 
     assert.equal(await relay.metric('relay_events_dropped_total'), 0, 'no upstream event dropped')
     assert.equal(await relay.metric('relay_events_accepted_total'), frames.length)
+    for (const stage of ['validated', 'broadcast'])
+      assert.equal(
+        await relay.metric('relay_ingest_latency_seconds', { stage, le: '+Inf' }),
+        frames.length,
+        `every accepted event timed up to ${stage}`,
+      )
   } finally {
     await fh.destroy()
     await raw.close()
