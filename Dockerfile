@@ -45,7 +45,11 @@ COPY migrations ./migrations
 
 # RELAY_DATA_DIR holds the embedded PostgreSQL cluster (unused when DATABASE_URL is set). It must
 # be a persistent volume: losing it loses the event log and the relay seq.
+# A small young generation for the main thread (the workers set theirs in code): V8 would grow it
+# to 2 x 64 MiB and keep it, and frequent scavenges free dead frames' ArrayBuffers sooner. Measured
+# in the load benchmark: peak RSS 1,043 -> 733 MiB at the same throughput (docs/benchmarks.md).
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=4 \
     RELAY_DATA_DIR=/data \
     RELAY_LISTEN_HOST=0.0.0.0 \
     RELAY_PORT=2470 \

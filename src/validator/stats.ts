@@ -129,10 +129,8 @@ export class ValidatorStatsCollector {
         [{ result: 'recovered' }, self.sum((s) => s.repoStatus.recovered)],
       ],
     )
-    gauge(
-      'relay_repo_status_cache_entries',
-      'getRepoStatus results cached with their backoff, over all validation workers',
-      () => self.sum((s) => s.repoStatus.size),
+    gauge('relay_repo_status_cache_entries', 'getRepoStatus results cached with their backoff, over all validation workers', () =>
+      self.sum((s) => s.repoStatus.size),
     )
     gauge('relay_validator_heap_used_bytes', 'V8 heap in use by the validation worker isolates (summed)', () =>
       self.sum((s) => s.heapUsedBytes ?? 0),

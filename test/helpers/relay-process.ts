@@ -25,7 +25,8 @@ export interface RelayProcess {
 }
 
 export function spawnRelay(env: Record<string, string>, args: string[] = []): RelayProcess {
-  const proc = spawn(process.execPath, ['src/main.ts', ...args], {
+  // The V8 flag the Dockerfile and `npm start` use (see the Dockerfile).
+  const proc = spawn(process.execPath, ['--max-semi-space-size=4', 'src/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', RELAY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -94,6 +94,7 @@ test('runtime contract: non-root, ports, data volume, env, exec-form entry point
   const env = final.filter((i) => i.cmd === 'ENV').map((i) => i.args).join(' ')
   assert.match(env, /RELAY_DATA_DIR=\/data\b/)
   assert.match(env, /RELAY_LISTEN_HOST=0\.0\.0\.0\b/)
+  assert.match(env, /NODE_OPTIONS=--max-semi-space-size=\d+\b/, 'the main thread runs with a small young generation')
   assert.match(env, /RELAY_BUILD_COMMIT=\$\{RELAY_BUILD_COMMIT\}/)
   assert.ok(final.some((i) => i.cmd === 'ARG' && /^RELAY_BUILD_COMMIT\b/.test(i.args)))
   const entry = JSON.parse(one('ENTRYPOINT')) as string[]
