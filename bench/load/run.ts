@@ -622,7 +622,9 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
   await pgAdmin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {})
 
   const rs = samples.filter((s) => Number.isFinite(s.rss))
-  const series: Array<[number, number, number]> = rs.filter((_, i) => i % 5 === 0).map((s) => [Math.round(s.t), s.rss, s.heap])
+  // about 60 points whatever the run's length
+  const every = Math.max(5, Math.ceil(rs.length / 60))
+  const series: Array<[number, number, number]> = rs.filter((_, i) => i % every === 0).map((s) => [Math.round(s.t), s.rss, s.heap])
   return {
     hosts: H,
     consumers: C,
