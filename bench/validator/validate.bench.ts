@@ -91,6 +91,10 @@ for (const workload of ['create', 'mixed'] as const) {
     for (const e of events) {
       const r = validateCommit(e, null, verifier, { nowMs })
       if (!r.ok) throw new Error(`fixture invalid: ${r.reason} ${r.detail}`)
+      // the encode stage copies the source frame (commit-frame.ts): it must be what the field by
+      // field encoder writes
+      const direct = encodeCommitFrame({ ...e, source: undefined })
+      if (r.seqOffset !== direct.seqOffset || Buffer.compare(r.frame, direct.frame) !== 0) throw new Error('verbatim frame differs')
     }
     const cars = events.map((e) => (parseCar(e.blocks) as { ok: true; car: ParsedCar }).car)
     const commits = cars.map((c) => (decodeCommit(getBlock(c.blocks, c.root)!) as { ok: true; commit: CommitObject }).commit)

@@ -4,7 +4,8 @@
 // a generic object tree that schema.ts then re-checks. It only ever accepts frames that the generic
 // path (frame.ts + schema.ts) accepts, with an identical result; anything else — unknown fields,
 // non-canonical encodings, any value the schema would reject — returns null and the caller runs the
-// generic path, which produces the drop reason and detail.
+// generic path, which produces the drop reason and detail. (The one addition is `source`: when the
+// frame is what the outbound encoder would write anyway, encode.ts copies it instead.)
 import { asciiText, cidLinkEnd, cursor, readArg } from './cbor-fast.ts'
 import { CID_LENGTH } from './cid.ts'
 import { isDatetime, isDid, isRepoPath, isTid } from './syntax.ts'
@@ -27,6 +28,7 @@ const COMMIT = 8
 const REBASE = 9
 const TOOBIG = 10
 const PREVDATA = 11
+const ALL_BUT_PREVDATA = (1 << PREVDATA) - 1
 
 /** Rank of the known key whose text item starts at b[pos], or -1; cursor.next = after it. */
 function keyRank(b: Uint8Array, pos: number, end: number): number {
@@ -68,6 +70,9 @@ function opAction(b: Uint8Array, pos: number, end: number): RepoOp['action'] | n
   return null
 }
 
+/** Set by decodeOp when the op carried an explicit `prev: null` (the encoder omits it). */
+let prevNull = false
+
 function decodeOp(b: Uint8Array, pos: number, end: number, view: Buffer): RepoOp | null {
   // {cid, path, prev?, action}: the same four keys parseOp reads; nothing else
   if (pos >= end) return null
@@ -89,6 +94,7 @@ function decodeOp(b: Uint8Array, pos: number, end: number, view: Buffer): RepoOp
       return null
     const p = nullableCid(b, pos + 5, end)
     if (p === undefined) return null
+    if (p === null) prevNull = true
     prev = p ?? undefined
     pos = cursor.next
   }
@@ -117,11 +123,16 @@ export function decodeCommitFrameFast(b: Uint8Array): CommitEvent | null {
   let ops: RepoOp[] | null = null
   let time: string | null = null
   let prevData: Uint8Array | null = null
+  let seqStart = -1
+  let seqEnd = -1
   let last = -1
+  let present = 0
+  prevNull = false
   for (let f = 0; f < count; f++) {
     const k = keyRank(b, pos, end)
     if (k <= last) return null // unknown key, duplicate or out of canonical order
     last = k
+    present |= 1 << k
     pos = cursor.next
     switch (k) {
       case OPS: {
@@ -143,9 +154,11 @@ export function decodeCommitFrameFast(b: Uint8Array): CommitEvent | null {
         pos = cursor.next
         break
       case SEQ:
+        seqStart = pos
         seq = readArg(b, pos, end, 0)
         if (seq < 0) return null
         pos = cursor.next
+        seqEnd = pos
         break
       case REPO:
         repo = asciiText(b, pos, end, view)
@@ -201,6 +214,11 @@ export function decodeCommitFrameFast(b: Uint8Array): CommitEvent | null {
   }
   if (pos !== end || seq < 0 || repo === null || commit === null || rev === null || blocks === null || ops === null || time === null)
     return null
+  // encodeCommitFrame writes every known key but prevData, which it writes only when non-null, and
+  // an op's prev only when non-null; with the same set of keys, canonical encodings of the same
+  // values are the same bytes.
+  const verbatim =
+    (present & ALL_BUT_PREVDATA) === ALL_BUT_PREVDATA && (prevData !== null || (present & (1 << PREVDATA)) === 0) && !prevNull
   return {
     type: '#commit',
     seq,
@@ -215,5 +233,6 @@ export function decodeCommitFrameFast(b: Uint8Array): CommitEvent | null {
     tooBig: false,
     rebase: false,
     extra: null,
+    source: verbatim ? { frame: b, seqStart, seqEnd } : undefined,
   }
 }

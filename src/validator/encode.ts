@@ -3,7 +3,7 @@
 // integer 0 and its offset returned, so the sequencer thread can splice in the real seq later
 // without re-encoding (spliceSeq in src/store/seq-splice.ts).
 import { CborWriter, canonicalKeys } from './cbor-writer.ts'
-import type { AccountEvent, CommitEvent, ExtraFields, IdentityEvent, RepoOp, SyncEvent } from './schema.ts'
+import type { AccountEvent, CommitEvent, CommitSource, ExtraFields, IdentityEvent, RepoOp, SyncEvent } from './schema.ts'
 
 export interface EncodedFrame {
   frame: Uint8Array
@@ -165,7 +165,18 @@ function encodeSyncDirect(evt: SyncEvent): EncodedFrame {
   return { frame: w.buf.slice(0, w.pos), seqOffset }
 }
 
+/** The source frame with its seq value replaced by the one-byte placeholder. */
+function encodeCommitVerbatim(src: CommitSource): EncodedFrame {
+  const { frame, seqStart, seqEnd } = src
+  const out = new Uint8Array(frame.length - (seqEnd - seqStart) + 1)
+  out.set(frame.subarray(0, seqStart), 0)
+  out[seqStart] = 0x00
+  out.set(frame.subarray(seqEnd), seqStart + 1)
+  return { frame: out, seqOffset: seqStart }
+}
+
 export function encodeCommitFrame(evt: CommitEvent): EncodedFrame {
+  if (evt.source !== undefined) return encodeCommitVerbatim(evt.source)
   if (evt.extra === null) return encodeCommitDirect(evt)
   return encodeMessage(
     '#commit',

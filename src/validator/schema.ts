@@ -32,6 +32,18 @@ export interface CommitEvent {
   tooBig: boolean
   rebase: boolean
   extra: ExtraFields
+  /**
+   * Set when the frame these fields were decoded from is byte for byte what encodeCommitFrame
+   * writes for them, apart from the seq value at [seqStart, seqEnd): the outbound frame is then
+   * copied from it (see commit-frame.ts). The event must not be modified while this is set.
+   */
+  source?: CommitSource
+}
+
+export interface CommitSource {
+  frame: Uint8Array
+  seqStart: number
+  seqEnd: number
 }
 
 export interface SyncEvent {

@@ -2,11 +2,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { decodeFirst } from '@atcute/cbor'
-import { makeKeypair, createRepo, buildCommit, create, encodeFrame } from './helpers.ts'
+import { makeKeypair, createRepo, buildCommit, create, update, del, encodeFrame } from './helpers.ts'
 import { decodeEvent, validateCommit } from '../../../src/validator/validate.ts'
 import { verifierFromDidKey } from '../../../src/validator/keys.ts'
 import {
   encodeAccountFrame,
+  encodeCommitFrame,
   encodeErrorFrame,
   encodeIdentityFrame,
   encodeInfoFrame,
@@ -56,6 +57,55 @@ test('#commit: strict outbound frame, seq splice at every width', async () => {
   }
   assert.throws(() => spliceSeq(r.frame, r.seqOffset + 1, 5))
 })
+
+test('#commit: a canonical upstream frame is copied out, and the copy equals the field-by-field encoding', async () => {
+  const kp = await makeKeypair('k256')
+  const verifier = verifierFromDidKey(kp.did())
+  let repo = await createRepo(kp, 'did:plc:verbatimtest00000000000000', 4)
+  const rkeys: string[] = []
+  for (const e of await repo.data.list()) rkeys.push(e.key.split('/')[1])
+  // upstream seqs of every CBOR integer width: the placeholder replaces 1 to 9 bytes
+  const seqs = [7, 200, 40_000, 3_000_000_000, 2 ** 40]
+  const variants: { name: string; body: (b: Record<string, unknown>) => Record<string, unknown>; copied: boolean }[] = [
+    { name: 'all fields', body: (b) => b, copied: true },
+    { name: 'no prevData key', body: ({ prevData: _p, ...b }) => b, copied: true },
+    // the outbound encoder omits these, so the source bytes differ from what it would write
+    { name: 'explicit prevData null', body: (b) => ({ ...b, prevData: null }), copied: false },
+    { name: 'missing tooBig', body: ({ tooBig: _t, ...b }) => b, copied: false },
+    {
+      name: 'create op with prev null',
+      body: (b) => ({ ...b, ops: (b.ops as { action: string }[]).map((o) => (o.action === 'create' ? { ...o, prev: null } : o)) }),
+      copied: false,
+    },
+  ]
+  const writes = [[create()], [update(rkeys[0]!)], [del(rkeys[1]!), create()], [update(rkeys[2]!), del(rkeys[3]!)]]
+  let i = 0
+  for (const w of writes) {
+    const built = await buildCommit(repo, kp, w)
+    repo = built.repo
+    for (const v of variants) {
+      const seq = seqs[i++ % seqs.length]!
+      const body = v.body({ ...built.body, seq })
+      if (v.name === 'create op with prev null' && !(body.ops as { action: string }[]).some((o) => o.action === 'create')) continue
+      const d = decodeEvent(encodeFrame('#commit', body))
+      assert.ok(d.kind === 'event' && d.event.type === '#commit', v.name)
+      assert.equal(d.event.source !== undefined, v.copied, v.name)
+      const r = validateCommit(d.event, null, verifier, { nowMs: Date.now() })
+      assert.ok(r.ok, v.name)
+      const direct = encodeCommitFrame({ ...d.event, source: undefined })
+      assert.equal(r.seqOffset, direct.seqOffset, v.name)
+      assert.deepEqual(Buffer.from(r.frame), Buffer.from(direct.frame), v.name)
+      const [, out] = decodeBoth(spliceSeq(r.frame, r.seqOffset, 123_456))
+      assert.equal(out.seq, 123_456)
+      assert.deepEqual(out.ops, (built.body.ops as object[]).map((o) => ({ prev: undefined, ...o })).map(stripUndefined))
+      assert.deepEqual(out.blocks, built.body.blocks)
+    }
+  }
+})
+
+function stripUndefined(o: object): object {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+}
 
 test('#sync/#identity/#account/#info/error frames', () => {
   const time = '2024-01-01T00:00:00.000Z'
