@@ -165,6 +165,51 @@ async function scrape(url: string): Promise<Prom | null> {
   }
 }
 
+/**
+ * p50/p99 (ms) per stage of the relay's relay_ingest_latency_seconds histogram between two scrapes,
+ * interpolated within buckets as Prometheus does: where the time between the relay reading a frame
+ * and a consumer receiving it goes (validated = worker result back, broadcast = persisted and sent).
+ */
+type StageLatency = Record<string, { p50: number; p99: number; count: number }>
+function stageLatency(p0: Prom | null, p1: Prom | null): StageLatency {
+  const out: StageLatency = {}
+  if (!p0 || !p1) return out
+  const buckets = (p: Prom) => {
+    const m = new Map<string, Map<number, number>>()
+    for (const s of p.get('relay_ingest_latency_seconds_bucket') ?? []) {
+      const stage = /stage="([^"]+)"/.exec(s.labels)?.[1]
+      const le = /le="([^"]+)"/.exec(s.labels)?.[1]
+      if (!stage || !le) continue
+      if (!m.has(stage)) m.set(stage, new Map())
+      m.get(stage)!.set(le === '+Inf' ? Infinity : Number(le), s.value)
+    }
+    return m
+  }
+  const b0 = buckets(p0)
+  for (const [stage, b] of buckets(p1)) {
+    const les = [...b.keys()].sort((x, y) => x - y)
+    const cum = les.map((le) => b.get(le)! - (b0.get(stage)?.get(le) ?? 0))
+    const total = cum[cum.length - 1] ?? 0
+    if (total <= 0) continue
+    const q = (f: number) => {
+      const rank = f * total
+      const i = cum.findIndex((c) => c >= rank)
+      const hi = les[i]!
+      const lo = i > 0 ? les[i - 1]! : 0
+      if (hi === Infinity) return lo * 1000
+      const below = i > 0 ? cum[i - 1]! : 0
+      const inBucket = cum[i]! - below
+      return (lo + (hi - lo) * (inBucket > 0 ? (rank - below) / inBucket : 1)) * 1000
+    }
+    out[stage] = { p50: q(0.5), p99: q(0.99), count: total }
+  }
+  return out
+}
+const stageText = (s: StageLatency) =>
+  Object.entries(s)
+    .map(([k, v]) => `${k} p50 ${v.p50.toFixed(1)} / p99 ${v.p99.toFixed(1)} ms`)
+    .join(', ')
+
 interface Accepted {
   metric: string | null
   commitsOnly: boolean
@@ -290,7 +335,7 @@ interface ScenarioResult {
   warmAccepted: number
   latency: (ConsumerReport & { rate: number; relayRate: number }) | null
   /** every latency phase, ascending rate (the one above is the LAT_RATE one) */
-  latencies: Array<ConsumerReport & { target: number; rate: number; relayRate: number }>
+  latencies: Array<ConsumerReport & { target: number; rate: number; relayRate: number; stages: StageLatency }>
   soak: SoakResult | null
   saturation: {
     commitsPerSec: number
@@ -482,10 +527,12 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     fleetProc.send({ cmd: 'release', phase: 'all' } satisfies FleetCommand)
     const a0 = latest()
     const f0 = await fleetStats(fleetProc)
+    const m0 = await scrape(metricsUrl)
     const tl = performance.now()
     await sleep(LAT_SECONDS * 1000)
     const rep = await consumerReport(consumersProc)
     const f1 = await fleetStats(fleetProc)
+    const stages = stageLatency(m0, await scrape(metricsUrl))
     const a1 = latest()
     const secs = (performance.now() - tl) / 1000
     const l = {
@@ -493,11 +540,12 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
       target: rate,
       rate: (f1.sent - f0.sent) / secs,
       relayRate: (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t),
+      stages,
     }
     latencies.push(l)
     if (rate === LAT_RATE) latency = l
     log(
-      `latency @${rate}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${l.rate.toFixed(0)}/s, relay accepted ${l.relayRate.toFixed(0)}/s`,
+      `latency @${rate}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${l.rate.toFixed(0)}/s, relay accepted ${l.relayRate.toFixed(0)}/s; inside the relay since read: ${stageText(stages) || 'n/a'}`,
     )
   }
 
@@ -771,7 +819,7 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
     )
     for (const l of r.latencies)
       lines.push(
-        `- latency phase @${l.target}/s: p50 / p99 / max ${n0(l.p50)} / ${n0(l.p99)} / ${n0(l.max)} ms; fleet sent ${n0(l.rate)}/s, relay accepted ${n0(l.relayRate)}/s, ${l.samples} latency samples, ${l.seqViolations} seq violations, ${l.closes} consumer disconnects (cumulative).`,
+        `- latency phase @${l.target}/s: p50 / p99 / max ${n0(l.p50)} / ${n0(l.p99)} / ${n0(l.max)} ms; fleet sent ${n0(l.rate)}/s, relay accepted ${n0(l.relayRate)}/s, ${l.samples} latency samples, ${l.seqViolations} seq violations, ${l.closes} consumer disconnects (cumulative); inside the relay since the frame was read: ${stageText(l.stages) || 'n/a'}.`,
       )
     if (r.saturation)
       lines.push(
