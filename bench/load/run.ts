@@ -166,29 +166,28 @@ async function scrape(url: string): Promise<Prom | null> {
 }
 
 /**
- * p50/p99 (ms) per stage of the relay's relay_ingest_latency_seconds histogram between two scrapes,
- * interpolated within buckets as Prometheus does: where the time between the relay reading a frame
- * and a consumer receiving it goes (validated = worker result back, broadcast = persisted and sent).
+ * p50/p99 of a relay histogram between two scrapes, per value of `label` (or '' when unlabelled),
+ * interpolated within buckets as Prometheus does.
  */
-type StageLatency = Record<string, { p50: number; p99: number; count: number }>
-function stageLatency(p0: Prom | null, p1: Prom | null): StageLatency {
-  const out: StageLatency = {}
+type Quantiles = Record<string, { p50: number; p99: number; count: number }>
+function histogramQuantiles(p0: Prom | null, p1: Prom | null, name: string, label?: string): Quantiles {
+  const out: Quantiles = {}
   if (!p0 || !p1) return out
   const buckets = (p: Prom) => {
     const m = new Map<string, Map<number, number>>()
-    for (const s of p.get('relay_ingest_latency_seconds_bucket') ?? []) {
-      const stage = /stage="([^"]+)"/.exec(s.labels)?.[1]
+    for (const s of p.get(`${name}_bucket`) ?? []) {
+      const key = label ? new RegExp(`${label}="([^"]+)"`).exec(s.labels)?.[1] : ''
       const le = /le="([^"]+)"/.exec(s.labels)?.[1]
-      if (!stage || !le) continue
-      if (!m.has(stage)) m.set(stage, new Map())
-      m.get(stage)!.set(le === '+Inf' ? Infinity : Number(le), s.value)
+      if (key === undefined || !le) continue
+      if (!m.has(key)) m.set(key, new Map())
+      m.get(key)!.set(le === '+Inf' ? Infinity : Number(le), s.value)
     }
     return m
   }
   const b0 = buckets(p0)
-  for (const [stage, b] of buckets(p1)) {
+  for (const [key, b] of buckets(p1)) {
     const les = [...b.keys()].sort((x, y) => x - y)
-    const cum = les.map((le) => b.get(le)! - (b0.get(stage)?.get(le) ?? 0))
+    const cum = les.map((le) => b.get(le)! - (b0.get(key)?.get(le) ?? 0))
     const total = cum[cum.length - 1] ?? 0
     if (total <= 0) continue
     const q = (f: number) => {
@@ -196,19 +195,38 @@ function stageLatency(p0: Prom | null, p1: Prom | null): StageLatency {
       const i = cum.findIndex((c) => c >= rank)
       const hi = les[i]!
       const lo = i > 0 ? les[i - 1]! : 0
-      if (hi === Infinity) return lo * 1000
+      if (hi === Infinity) return lo
       const below = i > 0 ? cum[i - 1]! : 0
       const inBucket = cum[i]! - below
-      return (lo + (hi - lo) * (inBucket > 0 ? (rank - below) / inBucket : 1)) * 1000
+      return lo + (hi - lo) * (inBucket > 0 ? (rank - below) / inBucket : 1)
     }
-    out[stage] = { p50: q(0.5), p99: q(0.99), count: total }
+    out[key] = { p50: q(0.5), p99: q(0.99), count: total }
   }
   return out
 }
-const stageText = (s: StageLatency) =>
-  Object.entries(s)
-    .map(([k, v]) => `${k} p50 ${v.p50.toFixed(1)} / p99 ${v.p99.toFixed(1)} ms`)
-    .join(', ')
+
+/**
+ * Where the time goes inside the relay during a phase: since the subscriber read the frame
+ * (validated = worker result back, broadcast = persisted and sent), worker task time and batch
+ * size, group-commit time and size, and the main thread's event-loop delay at the end.
+ */
+function relayInternals(p0: Prom | null, p1: Prom | null): string {
+  const ms = (v: number) => (v * 1000).toFixed(1)
+  const parts: string[] = []
+  const stages = histogramQuantiles(p0, p1, 'relay_ingest_latency_seconds', 'stage')
+  for (const [k, v] of Object.entries(stages)) parts.push(`${k} p50 ${ms(v.p50)} / p99 ${ms(v.p99)} ms`)
+  const one = (name: string, what: string, fmt: (v: number) => string) => {
+    const v = histogramQuantiles(p0, p1, name)['']
+    if (v) parts.push(`${what} p50 ${fmt(v.p50)} / p99 ${fmt(v.p99)}`)
+  }
+  one('relay_pool_task_seconds', 'worker task ms', ms)
+  one('relay_pool_batch_frames', 'frames/task', (v) => v.toFixed(0))
+  one('relay_store_commit_seconds', 'commit ms', ms)
+  one('relay_store_batch_events', 'events/commit', (v) => v.toFixed(0))
+  const lag = p1?.get('nodejs_eventloop_lag_p99_seconds')?.[0]?.value
+  if (lag !== undefined) parts.push(`main event-loop delay p99 ${ms(lag)} ms`)
+  return parts.join(', ')
+}
 
 interface Accepted {
   metric: string | null
@@ -335,7 +353,7 @@ interface ScenarioResult {
   warmAccepted: number
   latency: (ConsumerReport & { rate: number; relayRate: number }) | null
   /** every latency phase, ascending rate (the one above is the LAT_RATE one) */
-  latencies: Array<ConsumerReport & { target: number; rate: number; relayRate: number; stages: StageLatency }>
+  latencies: Array<ConsumerReport & { target: number; rate: number; relayRate: number; internals: string }>
   soak: SoakResult | null
   saturation: {
     commitsPerSec: number
@@ -532,7 +550,7 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     await sleep(LAT_SECONDS * 1000)
     const rep = await consumerReport(consumersProc)
     const f1 = await fleetStats(fleetProc)
-    const stages = stageLatency(m0, await scrape(metricsUrl))
+    const internals = relayInternals(m0, await scrape(metricsUrl))
     const a1 = latest()
     const secs = (performance.now() - tl) / 1000
     const l = {
@@ -540,12 +558,12 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
       target: rate,
       rate: (f1.sent - f0.sent) / secs,
       relayRate: (a1.accepted - a0.accepted) / Math.max(0.001, a1.t - a0.t),
-      stages,
+      internals,
     }
     latencies.push(l)
     if (rate === LAT_RATE) latency = l
     log(
-      `latency @${rate}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${l.rate.toFixed(0)}/s, relay accepted ${l.relayRate.toFixed(0)}/s; inside the relay since read: ${stageText(stages) || 'n/a'}`,
+      `latency @${rate}/s (${C} consumers): p50 ${rep.p50} ms, p99 ${rep.p99} ms, max ${rep.max} ms over ${rep.samples} samples; fleet sent ${l.rate.toFixed(0)}/s, relay accepted ${l.relayRate.toFixed(0)}/s; inside the relay: ${internals || 'n/a'}`,
     )
   }
 
@@ -819,7 +837,7 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
     )
     for (const l of r.latencies)
       lines.push(
-        `- latency phase @${l.target}/s: p50 / p99 / max ${n0(l.p50)} / ${n0(l.p99)} / ${n0(l.max)} ms; fleet sent ${n0(l.rate)}/s, relay accepted ${n0(l.relayRate)}/s, ${l.samples} latency samples, ${l.seqViolations} seq violations, ${l.closes} consumer disconnects (cumulative); inside the relay since the frame was read: ${stageText(l.stages) || 'n/a'}.`,
+        `- latency phase @${l.target}/s: p50 / p99 / max ${n0(l.p50)} / ${n0(l.p99)} / ${n0(l.max)} ms; fleet sent ${n0(l.rate)}/s, relay accepted ${n0(l.relayRate)}/s, ${l.samples} latency samples, ${l.seqViolations} seq violations, ${l.closes} consumer disconnects (cumulative); inside the relay (since the frame was read): ${l.internals || 'n/a'}.`,
       )
     if (r.saturation)
       lines.push(

@@ -136,3 +136,25 @@ test('broadcast reaches every shard after queued work; drain waits for everythin
     await pool.close()
   }
 })
+
+test('frames submitted to an idle shard in one event-loop turn share one task', async () => {
+  const { pool } = makePool({ shards: 1, maxBatchFrames: 64 })
+  try {
+    const turn = (n: number, tag: string) =>
+      Promise.all(Array.from({ length: n }, (_, i) => pool.submit('did:plc:turn', enc.encode(`${tag}${i}`), { did: 'did:plc:turn' })))
+    const first = await turn(10, 'a')
+    assert.deepEqual(
+      first.map((r) => ('batch' in r ? r.batch : -1)),
+      Array(10).fill(10),
+    )
+    // more than one batch's worth: the first task takes maxBatchFrames, the rest follow in order
+    const second = await turn(100, 'b')
+    assert.deepEqual(
+      second.map((r) => ('text' in r ? r.text : '')),
+      Array.from({ length: 100 }, (_, i) => `b${i}`),
+    )
+    assert.equal('batch' in second[0]! ? second[0].batch : -1, 64)
+  } finally {
+    await pool.close()
+  }
+})
