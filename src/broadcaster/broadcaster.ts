@@ -129,6 +129,18 @@ export class Broadcaster implements ConsumerHost {
     })
     this.metrics = createBroadcasterMetrics(opts.registry, this.stats, {
       consumerCounts: () => ({ live: this.#live.size, catchup: this.#catchup.size }),
+      socketBacklog: () => {
+        let total = 0
+        let max = 0
+        for (const set of [this.#live, this.#catchup]) {
+          for (const c of set) {
+            const b = c.buffered
+            total += b
+            if (b > max) max = b
+          }
+        }
+        return { total, max }
+      },
       ringFrames: () => this.ring.length,
       ringBytes: () => this.ring.bytes,
       ringEvicted: () => this.ring.evictedCount,

@@ -25,6 +25,8 @@ export class BroadcasterStats {
 
 export interface BroadcasterGaugeSource {
   consumerCounts(): { live: number; catchup: number }
+  /** bytes queued in consumer sockets' userland write buffers: total and the largest one */
+  socketBacklog(): { total: number; max: number }
   ringFrames(): number
   ringBytes(): number
   ringEvicted(): number
@@ -62,6 +64,21 @@ export function createBroadcasterMetrics(registry: Registry, stats: BroadcasterS
       const c = src.consumerCounts()
       this.set({ mode: 'live' }, c.live)
       this.set({ mode: 'catchup' }, c.catchup)
+    },
+  })
+
+  // Frames waiting in a socket's userland buffer are the one consumer-side buffer not counted by
+  // the ring or the replay cache: each is capped per consumer (soft/hard limits), so the total is
+  // bounded by consumers × those limits, and this shows how close to that a relay runs.
+  new client.Gauge({
+    name: 'relay_firehose_socket_backlog_bytes',
+    help: 'Bytes queued in consumer sockets not yet accepted by the kernel: total over consumers, and the largest single one',
+    labelNames: ['stat'],
+    registers,
+    collect() {
+      const b = src.socketBacklog()
+      this.set({ stat: 'total' }, b.total)
+      this.set({ stat: 'max' }, b.max)
     },
   })
 

@@ -27,6 +27,10 @@ test('a paused consumer falls back to catch-up and is caught up on resume; a fas
     assert.deepEqual(fast.seqs(), range(1, last))
     await waitFor(() => h.b.consumerModes().catchup === 1, 2000, 'slow consumer in catch-up')
     assert.ok(slow.seqs().length < last / 2, `slow consumer got only ${slow.seqs().length}`)
+    // the paused consumer's socket holds a userland backlog, and the gauge sees it
+    const backlogMax = await metricValue(h.registry, 'relay_firehose_socket_backlog_bytes', { stat: 'max' })
+    const backlogTotal = await metricValue(h.registry, 'relay_firehose_socket_backlog_bytes', { stat: 'total' })
+    assert.ok(backlogMax > 0 && backlogMax <= backlogTotal, `backlog max ${backlogMax}, total ${backlogTotal}`)
     slow.ws.resume()
     // more events while it catches up
     const more = (async () => {
