@@ -13,6 +13,7 @@ import { registerApi } from './api/index.ts'
 import type { RelayControl } from './api/control.ts'
 import { accountView } from './api/account-status.ts'
 import { Broadcaster, SUBSCRIBE_REPOS_PATH } from './broadcaster/broadcaster.ts'
+import { WS_MAX_HEADER_BYTES } from './broadcaster/frames.ts'
 import { ShardedPool } from './pool/sharded-pool.ts'
 import type { FrameMeta, FrameResult } from './pool/types.ts'
 import type { Component, RelayContext } from './relay.ts'
@@ -106,6 +107,7 @@ export async function pipelineComponents(ctx: RelayContext): Promise<Component[]
     maxBatchEvents: config.persistBatchEvents,
     maxBatchDelayMs: config.persistBatchDelay,
     maxPendingBytes: config.persistMaxPendingBytes,
+    frameHeadroom: WS_MAX_HEADER_BYTES,
     cursorProvider: (seqs, pinned) => cursors.cursorsFor(seqs, pinned),
     onPersisted: (events: PersistedEvent[]) => broadcaster.broadcastMany(events),
     onCommitted: (batch) => {

@@ -208,7 +208,7 @@ export class Broadcaster implements ConsumerHost {
     if (!(f.seq > this.#head) || !Number.isSafeInteger(f.seq)) {
       throw new RangeError(`broadcast seq ${f.seq} must be a safe integer above ${this.#head}`)
     }
-    const wire = wsBinaryMessage(f.frame)
+    const wire = wsBinaryMessage(f.frame, f.headroom)
     this.ring.push({ seq: f.seq, did: f.did, time: f.time, size: wire.length, wire })
     this.#head = f.seq
     this.stats.broadcasts++

@@ -21,37 +21,45 @@ export function encodeInfoFrame(name: string, message?: string): Buffer {
   return Buffer.concat([INFO_HEADER, body])
 }
 
+/** Largest header wsBinaryHeader writes (payloads of 64 KiB and more). */
+export const WS_MAX_HEADER_BYTES = 10
+
 /**
  * Header of an unmasked, unfragmented binary WebSocket message (RFC 6455 §5.2) carrying
  * `len` payload bytes, as a server sends it.
  */
 export function wsBinaryHeader(len: number): Buffer {
-  if (len < 126) {
-    const h = Buffer.allocUnsafe(2)
-    h[0] = 0x82
-    h[1] = len
-    return h
-  }
-  if (len < 65536) {
-    const h = Buffer.allocUnsafe(4)
-    h[0] = 0x82
-    h[1] = 126
-    h.writeUInt16BE(len, 2)
-    return h
-  }
-  const h = Buffer.allocUnsafe(10)
-  h[0] = 0x82
-  h[1] = 127
-  h.writeUInt32BE(Math.floor(len / 0x100000000), 2)
-  h.writeUInt32BE(len >>> 0, 6)
+  const h = Buffer.allocUnsafe(wsHeaderLength(len))
+  writeWsBinaryHeader(h, len)
   return h
+}
+
+/** Writes that header at the start of `out` (which must have room for wsHeaderLength(len)). */
+function writeWsBinaryHeader(out: Buffer, len: number): void {
+  out[0] = 0x82
+  if (len < 126) {
+    out[1] = len
+  } else if (len < 65536) {
+    out[1] = 126
+    out.writeUInt16BE(len, 2)
+  } else {
+    out[1] = 127
+    out.writeUInt32BE(Math.floor(len / 0x100000000), 2)
+    out.writeUInt32BE(len >>> 0, 6)
+  }
 }
 
 /**
  * One Buffer holding the WebSocket framing followed by the payload: written as-is to every
  * consumer socket, so framing cost is paid once per event rather than once per consumer.
  */
-export function wsBinaryMessage(payload: Uint8Array): Buffer {
+export function wsBinaryMessage(payload: Uint8Array, headroom = 0): Buffer {
+  const hl = wsHeaderLength(payload.byteLength)
+  if (headroom >= hl && payload.byteOffset >= hl) {
+    const out = Buffer.from(payload.buffer, payload.byteOffset - hl, hl + payload.byteLength)
+    writeWsBinaryHeader(out, payload.byteLength)
+    return out
+  }
   const h = wsBinaryHeader(payload.byteLength)
   const out = Buffer.allocUnsafe(h.length + payload.byteLength)
   h.copy(out, 0)

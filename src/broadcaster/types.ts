@@ -12,6 +12,11 @@ export interface BroadcastFrame {
   frame: Uint8Array
   /** Wall-clock ms when the event was sequenced. */
   time: number
+  /**
+   * Bytes in front of `frame` that belong to its allocation and nobody reads: when they fit the
+   * WebSocket header, it is written there and the wire message is a view, not a copy.
+   */
+  headroom?: number
 }
 
 /**

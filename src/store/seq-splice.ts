@@ -37,15 +37,17 @@ export function cborUintLength(n: number): number {
 /**
  * Returns a new Buffer: `frame` with the placeholder byte at `seqOffset` replaced by the minimal
  * CBOR encoding of `seq`. The input is not modified (it may be shared with a worker's pool).
+ * With `headroom`, the allocation has that many spare bytes in front of the returned view, which
+ * belong to it alone (the broadcaster writes the WebSocket header there instead of copying).
  */
-export function spliceSeq(frame: Uint8Array, seqOffset: number, seq: number): Buffer {
+export function spliceSeq(frame: Uint8Array, seqOffset: number, seq: number, headroom = 0): Buffer {
   if (!Number.isInteger(seqOffset) || seqOffset < 0 || seqOffset >= frame.length) {
     throw new RangeError(`seqOffset ${seqOffset} is outside the frame (${frame.length} bytes)`)
   }
   if (frame[seqOffset] !== 0x00) throw new RangeError(`no seq placeholder (0x00) at offset ${seqOffset}`)
   if (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_SEQ) throw new RangeError(`seq out of range: ${seq}`)
   const n = cborUintLength(seq)
-  const out = Buffer.allocUnsafe(frame.length - 1 + n)
+  const out = Buffer.allocUnsafe(headroom + frame.length - 1 + n).subarray(headroom)
   out.set(frame.subarray(0, seqOffset), 0)
   const enc = n === 1 ? null : encodeCborUint(seq)
   if (enc) out.set(enc, seqOffset)

@@ -58,6 +58,8 @@ export interface PersistedEvent {
   kind: EventKind
   /** final outbound bytes, with the seq spliced in */
   frame: Buffer
+  /** spare bytes of the frame's own allocation in front of it (see BroadcastFrame.headroom) */
+  headroom: number
   /** wall-clock ms at which the event was sequenced (stored as event.created_at); non-decreasing in seq */
   time: number
   hostId?: number
@@ -127,6 +129,11 @@ export interface SequencerOptions {
    * Measured in bench/store/sequencer.bench.ts.
    */
   insertMethod?: 'values' | 'unnest'
+  /**
+   * Spare bytes allocated in front of each spliced frame for the next stage's use (the broadcaster
+   * writes its WebSocket header there instead of copying the frame). Default 0.
+   */
+  frameHeadroom?: number
 }
 
 interface Pending {
@@ -166,6 +173,7 @@ export class Sequencer {
   private readonly maxBatchEvents: number
   private readonly maxBatchBytes: number
   private readonly maxBatchDelayMs: number
+  private readonly frameHeadroom: number
   readonly maxPendingEvents: number
   readonly maxPendingBytes: number
   private readonly cursorProvider?: CursorProvider
@@ -210,6 +218,7 @@ export class Sequencer {
     this.maxBatchEvents = Math.max(1, Math.min(opts.maxBatchEvents ?? 1000, MAX_STATEMENT_ROWS))
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 16 * 1024 * 1024)
     this.maxBatchDelayMs = Math.max(0, opts.maxBatchDelayMs ?? 5)
+    this.frameHeadroom = opts.frameHeadroom ?? 0
     this.maxPendingEvents = opts.maxPendingEvents ?? 100_000
     this.maxPendingBytes = opts.maxPendingBytes ?? 256 * 1024 * 1024
     this.cursorProvider = opts.cursorProvider
@@ -445,7 +454,8 @@ export class Sequencer {
         seq,
         did: ev.did,
         kind: ev.kind,
-        frame: spliceSeq(ev.frame, ev.seqOffset, seq),
+        frame: spliceSeq(ev.frame, ev.seqOffset, seq, this.frameHeadroom),
+        headroom: this.frameHeadroom,
         time,
         hostId: ev.hostId,
         upstreamSeq: ev.upstreamSeq,

@@ -1,7 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { decodeFirst, decode } from '@atcute/cbor'
-import { encodeErrorFrame, encodeInfoFrame, wsBinaryHeader, wsBinaryMessage, wsHeaderLength } from '../../../src/broadcaster/frames.ts'
+import {
+  encodeErrorFrame,
+  encodeInfoFrame,
+  WS_MAX_HEADER_BYTES,
+  wsBinaryHeader,
+  wsBinaryMessage,
+  wsHeaderLength,
+} from '../../../src/broadcaster/frames.ts'
+import { spliceSeq } from '../../../src/store/seq-splice.ts'
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
@@ -40,3 +48,31 @@ test('WebSocket binary framing for all three length forms', () => {
   const payload = new Uint8Array([1, 2, 3])
   assert.equal(hex(wsBinaryMessage(payload)), '8203010203')
 })
+
+test('wsBinaryMessage writes the header into reserved headroom instead of copying', () => {
+  for (const len of [3, 125, 126, 65535, 65536]) {
+    const spliced = spliceSeqLike(len, WS_MAX_HEADER_BYTES)
+    const before = Buffer.from(spliced)
+    const wire = wsBinaryMessage(spliced, WS_MAX_HEADER_BYTES)
+    assert.equal(wire.buffer, spliced.buffer, `len ${len}: a view of the same allocation`)
+    assert.equal(wire.byteOffset + wsHeaderLength(len), spliced.byteOffset)
+    assert.deepEqual(wire, wsBinaryMessage(before), `len ${len}: same bytes as the copying path`)
+    assert.deepEqual(spliced, before, 'payload untouched')
+  }
+  // no or too little headroom: a copy, and the bytes in front of the payload are left alone
+  const shared = Buffer.alloc(20, 0xee)
+  const payload = shared.subarray(10, 13)
+  for (const headroom of [0, 1]) {
+    const wire = wsBinaryMessage(payload, headroom)
+    assert.notEqual(wire.buffer, shared.buffer)
+    assert.equal(hex(wire), hex(wsBinaryMessage(new Uint8Array(payload))))
+  }
+  assert.equal(hex(shared.subarray(0, 10)), 'ee'.repeat(10))
+})
+
+/** What the sequencer hands the broadcaster: a frame view with `headroom` spare bytes in front. */
+function spliceSeqLike(len: number, headroom: number): Buffer {
+  const frame = Buffer.alloc(len, 0xab)
+  frame[0] = 0 // the seq placeholder
+  return spliceSeq(frame, 0, 0, headroom)
+}
