@@ -54,16 +54,17 @@ function writeWsBinaryHeader(out: Buffer, len: number): void {
  * consumer socket, so framing cost is paid once per event rather than once per consumer.
  */
 export function wsBinaryMessage(payload: Uint8Array, headroom = 0): Buffer {
-  const hl = wsHeaderLength(payload.byteLength)
+  const len = payload.byteLength
+  const hl = wsHeaderLength(len)
   if (headroom >= hl && payload.byteOffset >= hl) {
-    const out = Buffer.from(payload.buffer, payload.byteOffset - hl, hl + payload.byteLength)
-    writeWsBinaryHeader(out, payload.byteLength)
+    // the bytes in front belong to the payload's allocation (BroadcastFrame.headroom): frame in place
+    const out = Buffer.from(payload.buffer, payload.byteOffset - hl, hl + len)
+    writeWsBinaryHeader(out, len)
     return out
   }
-  const h = wsBinaryHeader(payload.byteLength)
-  const out = Buffer.allocUnsafe(h.length + payload.byteLength)
-  h.copy(out, 0)
-  out.set(payload, h.length)
+  const out = Buffer.allocUnsafe(hl + len)
+  writeWsBinaryHeader(out, len)
+  out.set(payload, hl)
   return out
 }
 
