@@ -9,8 +9,9 @@ ARG NODE_VERSION=24.21.0
 # ---- dependencies: production packages only, built with the toolchain native addons may need
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
-# Toolchain for native addons without a prebuild for the target platform (secp256k1 ships
-# prebuilds for linux-x64 only). It stays in this stage.
+# Toolchain for native addons: our K-256 verify addon (native/k256, built by the postinstall
+# script with plain `cc`) and any addon without a prebuild for the target platform (secp256k1
+# ships prebuilds for linux-x64 only). It stays in this stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -19,8 +20,10 @@ COPY package.json package-lock.json ./
 # The root postinstall script runs under `npm ci`; without the dev-only `node` package it only
 # prints that there is nothing to rebuild.
 COPY scripts/postinstall.mjs scripts/postinstall.mjs
+COPY native/k256 native/k256
 RUN npm ci --omit=dev --no-audit --no-fund \
- && npm cache clean --force
+ && npm cache clean --force \
+ && test -f native/k256/build/k256.node
 
 # ---- runtime
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
@@ -38,6 +41,7 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=deps /app/native/k256/build/k256.node ./native/k256/build/k256.node
 COPY package.json package-lock.json ./
 COPY src ./src
 COPY workers ./workers

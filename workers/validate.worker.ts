@@ -16,7 +16,7 @@ import { PgAccountStore } from '../src/validator/accounts/store.ts'
 import { RepoStatusChecker, createHttpRepoStatusFetcher } from '../src/validator/accounts/repo-status.ts'
 import { createHttpDocFetcher } from '../src/validator/identity/http.ts'
 import { IdentityResolver } from '../src/validator/identity/resolver.ts'
-import { k256Backend } from '../src/validator/keys.ts'
+import { k256Backend, k256BackendError } from '../src/validator/keys.ts'
 import { FrameProcessor } from '../src/validator/processor.ts'
 import {
   STATS_CHANNEL,
@@ -93,6 +93,13 @@ export function initValidatorWorker(init: ValidatorWorkerData): ValidatorWorkerS
     s.timer.unref()
   }
   log.debug({ k256Backend }, 'validation worker ready')
+  if (k256Backend !== 'libsecp256k1' && init.shard === 0) {
+    // once per pool, not per worker; `node native/k256/build.mjs` builds the addon and says why not
+    log.warn(
+      { k256Backend, reason: k256BackendError },
+      'K-256 signatures use a slower fallback backend: the libsecp256k1 addon did not load',
+    )
+  }
   state = s
   return s
 }

@@ -7,6 +7,7 @@
 // fixtures.ts) so before/after runs use identical frames.
 //
 // Run: node_modules/.bin/node bench/validator/validate.bench.ts [commitsPerSet=300] [rounds=7] [msPerRound=250] [--no-atproto] [--json]
+//        [--k256=libsecp256k1|native-secp256k1|node-crypto]
 import { MST, MemoryBlockstore, readCarWithRoot, def, verifyCommitSig, verifyProofs } from '@atproto/repo'
 import * as dagCbor from '@ipld/dag-cbor'
 import { decodeFirst } from '@atcute/cbor'
@@ -17,7 +18,8 @@ import { decodeCommit, unsignedCommitBytes, type CommitObject } from '../../src/
 import { invertOps, normalizeOps, checkRecordBlocks, type NormalizedOp } from '../../src/validator/invert.ts'
 import { verifySignature } from '../../src/validator/signature.ts'
 import { encodeCommitFrame } from '../../src/validator/encode.ts'
-import { verifierFromDidKey, k256Backend, type Verifier } from '../../src/validator/keys.ts'
+import { createVerifier, k256Backend, k256NativeBackends, parseDidKey, type Verifier } from '../../src/validator/keys.ts'
+import { sha256 } from '../../src/validator/sha256.ts'
 import type { CommitEvent } from '../../src/validator/schema.ts'
 import { loadFixtures, type Workload } from './fixtures.ts'
 
@@ -27,6 +29,15 @@ const ROUNDS = Number(positional[1] ?? 7)
 const MS = Number(positional[2] ?? 250)
 const ATPROTO = !process.argv.includes('--no-atproto')
 const JSON_OUT = process.argv.includes('--json')
+// --k256=<backend>: the K-256 backend for the main table (default: the one the relay uses)
+const K256_NAME = process.argv.find((a) => a.startsWith('--k256='))?.slice(7) ?? k256Backend
+const K256 = k256NativeBackends().find((b) => b.name === K256_NAME) ?? null
+if (!K256 && K256_NAME !== 'node-crypto')
+  throw new Error(
+    `--k256=${K256_NAME}: not loaded (have ${k256NativeBackends()
+      .map((b) => b.name)
+      .join(', ')})`,
+  )
 
 function cpuMicros(): number {
   const u = process.cpuUsage()
@@ -77,11 +88,38 @@ interface Row {
 }
 const rows: Row[] = []
 
+// The K-256 backends that loaded, verifying the same signatures in interleaved rounds (the
+// machine's speed drifts between runs). First, before the workloads below fill the heap: CPU time
+// counts GC threads, and their background work would be added to both. The whole validation per
+// backend is the main table run once per backend with --k256 (the tables of two libraries in one
+// process compete for the same L2, so in-process A/B of the full path understates the difference).
+const backendRows: { name: string; verifyUs: number }[] = []
+{
+  const fx = await loadFixtures('k256', 'create', N)
+  const key = parseDidKey(fx.didKey)!
+  const sigs: { digest: Uint8Array; sig: Uint8Array }[] = []
+  for (const f of fx.frames) {
+    const d = decodeEvent(f)
+    if (d.kind !== 'event' || d.event.type !== '#commit') throw new Error('bad fixture')
+    const car = (parseCar((d.event as CommitEvent).blocks) as { ok: true; car: ParsedCar }).car
+    const commit = (decodeCommit(getBlock(car.blocks, car.root)!) as { ok: true; commit: CommitObject }).commit
+    sigs.push({ digest: sha256(unsignedCommitBytes(commit)), sig: commit.sig })
+  }
+  const backends = k256NativeBackends().map((b) => ({ name: b.name, verify: b.prepare(key.compressed)! }))
+  const verifyFn = backends.map((b) => (i: number) => {
+    if (!b.verify(sigs[i].digest, sigs[i].sig)) throw new Error(`${b.name} rejected a valid signature`)
+  })
+  for (const fn of verifyFn) for (let i = 0; i < N; i++) fn(i)
+  const samples = backends.map(() => [] as number[])
+  for (let r = 0; r < ROUNDS; r++) backends.forEach((_, j) => samples[j].push(cpuPerOp(verifyFn[j], N)))
+  backends.forEach((b, j) => backendRows.push({ name: b.name, verifyUs: median(samples[j]) }))
+}
+
 for (const workload of ['create', 'mixed'] as const) {
   for (const curve of ['k256', 'p256'] as const) {
     const fx = await loadFixtures(curve, workload, N)
     const frames = fx.frames
-    const verifier: Verifier = verifierFromDidKey(fx.didKey)!
+    const verifier: Verifier = createVerifier(parseDidKey(fx.didKey)!, K256)
     const events = frames.map((f) => {
       const d = decodeEvent(f)
       if (d.kind !== 'event' || d.event.type !== '#commit') throw new Error('bad fixture')
@@ -187,10 +225,10 @@ for (const workload of ['create', 'mixed'] as const) {
 }
 
 if (JSON_OUT) {
-  console.log(JSON.stringify(rows))
+  console.log(JSON.stringify({ rows, k256Backends: backendRows }))
 } else {
   console.log(
-    `K-256 backend: ${k256Backend}; Node ${process.version}; ${N} commits per set; CPU µs per commit, median of ${ROUNDS} rounds of ≥ ${MS} ms CPU each`,
+    `K-256 backend: ${K256_NAME}; Node ${process.version}; ${N} commits per set; CPU µs per commit, median of ${ROUNDS} rounds of ≥ ${MS} ms CPU each`,
   )
   const f1 = (n: number) => n.toFixed(1)
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
@@ -229,4 +267,10 @@ if (JSON_OUT) {
   console.log(line(header))
   console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|')
   for (const r of table) console.log(line(r))
+  console.log('')
+  console.log('K-256 verify alone (digest precomputed), same signatures, interleaved rounds:')
+  console.log('| backend | µs per verify | verifies/s/core |')
+  console.log('|---|---|---|')
+  for (const b of backendRows)
+    console.log(`| ${b.name}${b.name === K256_NAME ? ' (main table)' : ''} | ${f1(b.verifyUs)} | ${fmt(1e6 / b.verifyUs)} |`)
 }

@@ -62,6 +62,16 @@ test('production dependencies only, installed from the lockfile', () => {
   assert.ok(!final.some((i) => i.cmd === 'RUN' && /\bnpm\b/.test(i.args)), 'no npm in the final stage')
 })
 
+test('the K-256 addon is built in the deps stage (install fails without it) and copied to the runtime', () => {
+  const install = dockerfile.find((i) => i.cmd === 'RUN' && /\bnpm ci\b/.test(i.args))!
+  const sources = dockerfile.findIndex((i) => i.cmd === 'COPY' && i.args === 'native/k256 native/k256')
+  assert.ok(sources >= 0 && sources < dockerfile.indexOf(install), 'addon sources are in place before npm ci runs the postinstall build')
+  assert.match(install.args, /test -f native\/k256\/build\/k256\.node/, 'a silent fallback to the slower backend would fail the image build')
+  assert.ok(final.some((i) => i.cmd === 'COPY' && i.args === '--from=deps /app/native/k256/build/k256.node ./native/k256/build/k256.node'))
+  const ignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim())
+  assert.ok(ignore.includes('native/k256/build'), 'a local build is never copied into the image')
+})
+
 test('the postinstall script is a no-op without the dev-only Node package', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-postinstall-'))
   try {
