@@ -19,7 +19,7 @@ import { invertOps, normalizeOps, checkRecordBlocks, type NormalizedOp } from '.
 import { verifySignature } from '../../src/validator/signature.ts'
 import { encodeCommitFrame } from '../../src/validator/encode.ts'
 import { createVerifier, k256Backend, k256NativeBackends, parseDidKey, type Verifier } from '../../src/validator/keys.ts'
-import { sha256 } from '../../src/validator/sha256.ts'
+import { sha256, sha256Backend } from '../../src/validator/sha256.ts'
 import type { CommitEvent } from '../../src/validator/schema.ts'
 import { loadFixtures, type Workload } from './fixtures.ts'
 
@@ -228,7 +228,7 @@ if (JSON_OUT) {
   console.log(JSON.stringify({ rows, k256Backends: backendRows }))
 } else {
   console.log(
-    `K-256 backend: ${K256_NAME}; Node ${process.version}; ${N} commits per set; CPU µs per commit, median of ${ROUNDS} rounds of ≥ ${MS} ms CPU each`,
+    `K-256 backend: ${K256_NAME}; SHA-256: ${sha256Backend}; Node ${process.version}; ${N} commits per set; CPU µs per commit, median of ${ROUNDS} rounds of ≥ ${MS} ms CPU each`,
   )
   const f1 = (n: number) => n.toFixed(1)
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US')

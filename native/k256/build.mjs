@@ -124,6 +124,12 @@ if (!key || k.verify(sig, digest, key) !== true) throw new Error('a valid signat
 digest[0] ^= 1
 if (k.verify(sig, digest, key) !== false) throw new Error('a tampered message verified')
 if (k.parsePubkey(new Uint8Array(33)) !== null) throw new Error('an invalid point parsed')
+if (k.sha256Into) {
+  const out = new Uint8Array(40)
+  k.sha256Into(msg, out, 8)
+  if (!crypto.createHash('sha256').update(msg).digest().equals(out.subarray(8))) throw new Error('sha256Into differs from node:crypto')
+  if (!k.sha256Equals(msg, 0, msg.length, out, 8) || k.sha256Equals(msg, 1, msg.length, out, 8)) throw new Error('sha256Equals is wrong')
+}
 `
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

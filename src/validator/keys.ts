@@ -5,6 +5,7 @@ import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:cryp
 import { createRequire } from 'node:module'
 import { base58Decode, base58Encode } from './base58.ts'
 import { sha256Into } from './sha256.ts'
+import { nativeAddon, nativeAddonError } from './native.ts'
 
 export type Curve = 'k256' | 'p256'
 
@@ -40,11 +41,9 @@ const requireHere = createRequire(import.meta.url)
 const loadErrors: string[] = []
 
 function loadLibsecp256k1(): K256Backend | null {
-  let addon: { verify(sig: Uint8Array, msg32: Uint8Array, key: Uint8Array): boolean; parsePubkey(p: Uint8Array): Uint8Array | null }
-  try {
-    addon = requireHere('../../native/k256/build/k256.node')
-  } catch (err) {
-    loadErrors.push(`libsecp256k1 addon: ${(err as Error).message.split('\n')[0]}`)
+  const addon = nativeAddon
+  if (addon === null) {
+    loadErrors.push(`libsecp256k1 addon: ${nativeAddonError}`)
     return null
   }
   return {
