@@ -136,6 +136,59 @@ function threadCpu(pid: number): Map<string, number> {
   return m
 }
 
+/**
+ * Where a process's resident memory is, from /proc/PID/smaps: file-backed (the node binary's code
+ * and ICU data, shared libraries) vs anonymous, and anonymous mappings by size class. Anonymous
+ * classes are heuristics: glibc's per-thread malloc arenas are 64 MiB reservations, thread stacks
+ * 8 MiB, V8 maps its heap in 256 KiB pages and large objects in their own mappings, and glibc mmaps
+ * allocations over 128 KiB (e.g. large frames) one by one.
+ */
+/** The relay's own memory gauges next to the mapping view (V8 heaps, array buffers, capped buffers). */
+function relayMemoryGauges(p: Prom | null): Array<[string, number]> {
+  if (!p) return []
+  const g = (name: string, filter?: RegExp): number => sum(p, name, filter)
+  return [
+    ['V8 heap, main (total)', g('nodejs_heap_size_total_bytes')],
+    ['V8 heaps, validation workers (total)', g('relay_validator_heap_total_bytes')],
+    ['array buffers, main', g('relay_memory_array_buffers_bytes')],
+    ['of which ring', g('relay_firehose_ring_bytes')],
+    ['of which pending commits', g('relay_store_pending_bytes')],
+    ['of which pool queues', g('relay_pool_queue_bytes')],
+    ['consumer socket backlog (sum)', g('relay_firehose_socket_backlog_bytes', /stat="total"/)],
+  ]
+}
+
+function rssByMapping(pid: number | undefined): Array<[string, number]> {
+  if (!pid) return []
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8')
+  } catch {
+    return []
+  }
+  const totals = new Map<string, number>()
+  let kind = ''
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head) {
+      const sizeKiB = (parseInt(head[2]!, 16) - parseInt(head[1]!, 16)) / 1024
+      const name = head[3]!
+      if (name === '[heap]') kind = 'anon: brk heap (main arena)'
+      else if (name.startsWith('[stack')) kind = 'anon: main stack'
+      else if (name.startsWith('[')) kind = `other ${name}`
+      else if (name.endsWith('/node') || /\/bin\/node$/.test(name)) kind = 'file: node binary (code, ICU data)'
+      else if (name !== '') kind = 'file: shared libraries and other files'
+      else if (sizeKiB >= 32 * 1024) kind = 'anon: ≥ 32 MiB mappings (malloc arenas, V8 reservations)'
+      else if (sizeKiB >= 8 * 1024) kind = 'anon: 8-32 MiB mappings (thread stacks, V8 spaces)'
+      else if (sizeKiB >= 256) kind = 'anon: 256 KiB-8 MiB mappings (V8 pages, large mallocs)'
+      else kind = 'anon: < 256 KiB mappings'
+      continue
+    }
+    if (line.startsWith('Rss:')) totals.set(kind, (totals.get(kind) ?? 0) + Number(line.split(/\s+/)[1]) * 1024)
+  }
+  return [...totals].sort((a, b) => b[1] - a[1])
+}
+
 type Prom = Map<string, Array<{ labels: string; value: number }>>
 function parseProm(text: string): Prom {
   const m: Prom = new Map()
@@ -369,6 +422,8 @@ interface ScenarioResult {
   } | null
   memory: { rssMax: number; rssLast: number; heapMax: number; heapLast: number; series: Array<[number, number, number]> }
   threads: Array<[string, number]>
+  /** resident memory by mapping kind, at the end of the soak (when there is one) and at the end */
+  rssMaps: { soak: Array<[string, number]>; end: Array<[string, number]> }
   drops: Array<[string, number]>
   notes: string[]
 }
@@ -569,6 +624,7 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
 
   // ---- soak: a fixed rate for a long time; does memory stay flat?
   let soak: SoakResult | null = null
+  let soakRssMap: Array<[string, number]> = []
   if (soaksIn(H, C)) {
     consumersProc.send({ cmd: 'reset' })
     fleetProc.send({ cmd: 'rate', eventsPerSec: SOAK_RATE } satisfies FleetCommand)
@@ -593,6 +649,10 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
         )
       }
     }
+    soakRssMap = [
+      ...rssByMapping(relay.proc.pid),
+      ...relayMemoryGauges(lastProm as Prom | null).map(([k, v]): [string, number] => [`(gauge) ${k}`, v]),
+    ]
     const consumer = await consumerReport(consumersProc)
     const a1 = latest()
     const ss = samples.slice(i0).filter((x) => Number.isFinite(x.rss))
@@ -663,6 +723,10 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
   )
 
   const threads = [...threadCpu(relay.proc.pid!)].sort((a, b) => b[1] - a[1]).slice(0, 8)
+  const endRssMap = [
+    ...rssByMapping(relay.proc.pid),
+    ...relayMemoryGauges(lastProm as Prom | null).map(([k, v]): [string, number] => [`(gauge) ${k}`, v]),
+  ]
   stopSampling = true
   await sampler
   const drops: Array<[string, number]> = []
@@ -715,6 +779,7 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
       series,
     },
     threads,
+    rssMaps: { soak: soakRssMap, end: endRssMap },
     drops: drops.sort((a, b) => b[1] - a[1]).slice(0, 10),
     notes,
   }
@@ -845,6 +910,9 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
       )
     lines.push(`- relay CPU by thread (s): ${r.threads.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`)
     lines.push(`- RSS / heap over time (s: MiB/MiB): ${r.memory.series.map(([t, a, b]) => `${t}: ${MiB(a)}/${MiB(b)}`).join(', ')}`)
+    const maps = (m: Array<[string, number]>) => m.map(([k, v]) => `${k} ${MiB(v)}`).join(', ')
+    if (r.rssMaps.soak.length) lines.push(`- RSS by mapping at the end of the soak (MiB): ${maps(r.rssMaps.soak)}`)
+    if (r.rssMaps.end.length) lines.push(`- RSS by mapping at the end of saturation (MiB): ${maps(r.rssMaps.end)}`)
     if (r.drops.length) lines.push(`- non-zero drop/error counters: ${r.drops.map(([k, v]) => `\`${k}\` ${v}`).join(', ')}`)
     for (const n of r.notes) lines.push(`- note: ${n}`)
     lines.push('')

@@ -62,7 +62,8 @@ export function wsBinaryMessage(payload: Uint8Array, headroom = 0): Buffer {
     writeWsBinaryHeader(out, len)
     return out
   }
-  const out = Buffer.allocUnsafe(hl + len)
+  // not from the shared Buffer pool: a message queued to a slow consumer would pin a 64 KiB slab
+  const out = Buffer.allocUnsafeSlow(hl + len)
   writeWsBinaryHeader(out, len)
   out.set(payload, hl)
   return out

@@ -13,6 +13,18 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => {
   return n
 })
 
+// bytea values (event frames read back for replay, CIDs) get an allocation of their own. pg's
+// parser decodes with Buffer.from(hex), which carves values under 32 KiB out of Node's shared 64 KiB
+// Buffer pool: a frame kept in the replay cache or an account cache would pin its whole pool slab,
+// so those byte-capped caches would hold many times the bytes they count.
+const defaultByteaParser = pg.types.getTypeParser(pg.types.builtins.BYTEA)
+pg.types.setTypeParser(pg.types.builtins.BYTEA, (v: string) => {
+  if (v.length < 2 || v[0] !== '\\' || v[1] !== 'x') return defaultByteaParser(v) // legacy escape format
+  const out = Buffer.allocUnsafeSlow((v.length - 2) >>> 1)
+  out.write(v.slice(2), 'hex')
+  return out
+})
+
 export function toClientConfig(conn: ConnectionSettings): pg.ClientConfig {
   return typeof conn === 'string' ? { connectionString: conn } : conn
 }

@@ -45,6 +45,8 @@ test('readAfter pages through the log in seq order, seq > cursor, with the frame
     assert.ok(page.length <= 64)
     for (const e of page) {
       assert.ok(e.frame instanceof Buffer && e.frame.length > 0)
+      // its own allocation, not a slice of Node's shared Buffer pool (a cached page would pin slabs)
+      assert.equal(e.frame.buffer.byteLength, e.frame.length)
       assert.equal(e.kind, 'identity')
       assert.ok(Math.abs(e.time - Date.now()) < 60_000)
       seen.push(e.seq)

@@ -76,3 +76,11 @@ function spliceSeqLike(len: number, headroom: number): Buffer {
   frame[0] = 0 // the seq placeholder
   return spliceSeq(frame, 0, 0, headroom)
 }
+
+test('a copied message owns its allocation: one queued to a slow consumer pins only its own bytes', () => {
+  for (const len of [10, 200, 3000, 70_000]) {
+    const msg = wsBinaryMessage(new Uint8Array(len))
+    assert.equal(msg.byteOffset, 0)
+    assert.equal(msg.buffer.byteLength, msg.length, `payload ${len}`)
+  }
+})

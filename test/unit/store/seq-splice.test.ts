@@ -88,3 +88,17 @@ test('checkEvent refuses input that would poison a batch', () => {
   assert.equal(checkEvent({ ...good, repoState: { rev: '', commitCid: 'c', dataCid: 'd' } })?.reason, 'repo_state')
   assert.equal(checkEvent({ ...good, collectionDeltas: [{ collection: 'a', delta: 0.5 }] })?.reason, 'collection')
 })
+
+test('a spliced frame owns its allocation (headroom + frame), never a slice of the shared Buffer pool', () => {
+  // small frames are what Buffer.allocUnsafe would carve out of a pool slab; 40 KB would not be
+  for (const size of [40, 600, 3000, 40_000]) {
+    const frame = new Uint8Array(size)
+    frame[0] = 0xa1
+    frame[5] = 0x00
+    for (const headroom of [0, 10]) {
+      const out = spliceSeq(frame, 5, 1_000_000, headroom)
+      assert.equal(out.byteOffset, headroom)
+      assert.equal(out.buffer.byteLength, headroom + out.length, `size ${size} headroom ${headroom}`)
+    }
+  }
+})
