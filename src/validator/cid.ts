@@ -2,7 +2,7 @@
 // CIDs are accepted: CIDv1, codec dag-cbor (0x71) or raw (0x55), sha2-256 with a 32-byte digest,
 // i.e. always exactly 36 bytes: 01 <codec> 12 20 <digest>.
 import { toString as cidToStringAtcute, decode as decodeCidAtcute, fromString as cidFromStringAtcute } from '@atcute/cid'
-import { sha256Into, sha256Matches } from './sha256.ts'
+import { sha256Into } from './sha256.ts'
 
 export const CID_LENGTH = 36
 export const CODEC_DAG_CBOR = 0x71
@@ -21,11 +21,6 @@ export function cidForCbor(block: Uint8Array): Uint8Array {
   out[3] = 0x20
   sha256Into(block, out, 4)
   return out
-}
-
-/** Does `cid` (blessed) address exactly `bytes`? */
-export function cidMatches(cid: Uint8Array, bytes: Uint8Array): boolean {
-  return sha256Matches(bytes, 0, bytes.length, cid, 4)
 }
 
 export function cidToString(b: Uint8Array): string {

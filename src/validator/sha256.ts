@@ -35,7 +35,10 @@ function nodeSha256Matches(data: Uint8Array, start: number, end: number, expecte
 export const sha256Into: (data: Uint8Array, out: Uint8Array, outOff: number) => void =
   sha256Backend === 'addon' ? nativeInto! : nodeSha256Into
 
-/** sha256 of data[start, end) === expected[expOff, expOff + 32)? */
+/**
+ * sha256 of data[start, end) === expected[expOff, expOff + 32)? Callers pass ranges they have
+ * bounds-checked: the addon throws a TypeError on an out-of-range one.
+ */
 export const sha256Matches: (data: Uint8Array, start: number, end: number, expected: Uint8Array, expOff: number) => boolean =
   sha256Backend === 'addon' ? nativeEquals! : nodeSha256Matches
 
