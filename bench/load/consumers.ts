@@ -1,10 +1,15 @@
-// Downstream consumers of the relay, run as their own process (forked by run.ts): N raw `ws`
-// clients on subscribeRepos. Every message is counted; a rotating sample (bounded to about
+// Downstream consumers of the relay, run as their own process (forked by run.ts): N WebSocket
+// clients on subscribeRepos, either our raw-socket reader (ws-reader.ts, default: frames every
+// message without a per-message allocation) or the `ws` package (`--consumer-client ws`, ~8 µs
+// of consumer CPU per message). Every message is counted; a rotating sample (bounded to about
 // DECODES_PER_SEC in total, so 250 consumers don't spend the CPU the relay needs on decoding) is
 // decoded with @atcute/cbor for its seq (checked strictly increasing per consumer) and `time`
 // (the fleet's send time) → ingest→consumer latency.
 import WebSocket from 'ws'
 import { decodeFirst } from '@atcute/cbor'
+import { connectWsReader } from './ws-reader.ts'
+
+export type ConsumerClient = 'raw' | 'ws'
 
 export type ConsumerCommand = { cmd: 'reset' } | { cmd: 'report'; id: number } | { cmd: 'stop' }
 
@@ -23,6 +28,8 @@ export interface ConsumerReport {
 const url = process.argv[2]
 const count = Number(process.argv[3])
 const expectedRate = Number(process.argv[4] ?? 2000)
+const client = (process.argv[5] ?? 'raw') as ConsumerClient
+if (client !== 'raw' && client !== 'ws') throw new Error(`unknown consumer client ${client}`)
 const DECODES_PER_SEC = 10_000
 const sampleEvery = Math.max(1, Math.ceil((expectedRate * count) / DECODES_PER_SEC))
 
@@ -40,16 +47,13 @@ function percentile(sorted: number[], q: number): number {
 }
 
 function open(i: number): void {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 8 * 1024 * 1024 })
   let n = i
   let lastSeq = 0
-  ws.on('open', () => {
-    connected++
-  })
-  ws.on('message', (data: Buffer) => {
+  const sampled = () => ++n % sampleEvery === 0
+  const onMessage = (length: number, data: Uint8Array | undefined) => {
     messages++
-    bytes += data.length
-    if (++n % sampleEvery !== 0) return
+    bytes += length
+    if (data === undefined) return
     const recv = Date.now()
     try {
       const [, rest] = decodeFirst(data)
@@ -63,12 +67,26 @@ function open(i: number): void {
     } catch {
       // error frames etc.: counted only
     }
-  })
-  ws.on('close', () => {
-    connected--
+  }
+  let isOpen = false
+  const onOpen = () => {
+    isOpen = true
+    connected++
+  }
+  const onClose = () => {
+    if (isOpen) connected--
+    isOpen = false
     closes++
     if (!stopping) setTimeout(() => open(i), 500)
-  })
+  }
+  if (client === 'raw') {
+    connectWsReader(url, { open: onOpen, close: onClose, wantPayload: sampled, message: onMessage })
+    return
+  }
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 8 * 1024 * 1024 })
+  ws.on('open', onOpen)
+  ws.on('message', (data: Buffer) => onMessage(data.length, sampled() ? data : undefined))
+  ws.on('close', onClose)
   ws.on('error', () => {})
 }
 

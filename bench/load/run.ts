@@ -16,6 +16,7 @@
 //            --soak-minutes 30 --soak-rate 300   a fixed-rate phase between latency and saturation:
 //                                                RSS drift over time (needs enough --commits)
 //            --soak-at 3000x250 --soak-commits 650000   soak in that scenario only, with a bigger fleet
+//            --consumer-client raw|ws   consumers on our raw-socket reader (default) or the `ws` package
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs'
 import os from 'node:os'
@@ -26,7 +27,7 @@ import { createLogger } from '../../src/core/log.ts'
 import { spawnRelay, freePort, type RelayProcess } from '../../test/helpers/relay-process.ts'
 import { ensureFleet, DEFAULT_PARAMS, ROOT, type Fleet, type FleetParams } from './fleet.ts'
 import type { FleetCommand, FleetStats, PlcMode } from './fleet-server.ts'
-import type { ConsumerReport } from './consumers.ts'
+import type { ConsumerClient, ConsumerReport } from './consumers.ts'
 import { measureReference, type ReferenceResult } from './reference.ts'
 
 // ---- relay metric names (first one present wins; commit-only samples are preferred when labelled)
@@ -66,6 +67,8 @@ const SOAK_COMMITS = Number(flag('--soak-commits') ?? 0)
 const soaksIn = (H: number, C: number) => SOAK_MINUTES > 0 && (!SOAK_AT || SOAK_AT === `${H}x${C}`)
 const commitsFor = (H: number) => (SOAK_AT && SOAK_AT.startsWith(`${H}x`) ? Math.max(COMMITS, SOAK_COMMITS) : COMMITS)
 const WRITE_DOCS = !argv.includes('--no-docs')
+const CONSUMER_CLIENT = (flag('--consumer-client') ?? 'raw') as ConsumerClient
+if (CONSUMER_CLIENT !== 'raw' && CONSUMER_CLIENT !== 'ws') throw new Error('--consumer-client is raw or ws')
 const RELAY_ENV: Record<string, string> = {}
 argv.forEach((a, i) => {
   if (a === '--relay-env') {
@@ -482,6 +485,7 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     `ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`,
     String(C),
     String(LAT_RATE),
+    CONSUMER_CLIENT,
   ])
   await waitMessage(consumersProc, (m) => m.type === 'ready', 30_000, 'consumers')
   for (let i = 0; i < 100; i++) {
@@ -808,7 +812,10 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
   )
   lines.push('')
   lines.push(
-    "Setup: simulated PDS fleet on loopback (bench/load/fleet.ts): real K-256 keys (10% P-256), real did:plc genesis ops, correctly chained signed commits (creates, ~7% updates, ~5% deletes, ~3% multi-op of 2-8 ops), MST covering proofs as a PDS sends them; records ~0.2-3.5 KB, 1% 10-100 KB, 0.1% 100 KB-1 MB. Relay as its own process (`node src/main.ts serve`) on a fresh database of one embedded Postgres (default settings); hosts added with admin requestCrawl and changeLimits. Phases: warm (each account's #identity, #account, first commit), latency (fixed rate), saturation (fleet sends as fast as the relay reads, bounded by ws backpressure).",
+    "Setup: simulated PDS fleet on loopback (bench/load/fleet.ts): real K-256 keys (10% P-256), real did:plc genesis ops, correctly chained signed commits (creates, ~7% updates, ~5% deletes, ~3% multi-op of 2-8 ops), MST covering proofs as a PDS sends them; records ~0.2-3.5 KB, 1% 10-100 KB, 0.1% 100 KB-1 MB. Relay as its own process (`node src/main.ts serve`) on a fresh database of one embedded Postgres (default settings); hosts added with admin requestCrawl and changeLimits. Phases: warm (each account's #identity, #account, first commit), latency (fixed rate), saturation (fleet sends as fast as the relay reads, bounded by ws backpressure). " +
+      (CONSUMER_CLIENT === 'raw'
+        ? 'Consumers: one process of raw-socket WebSocket readers (bench/load/ws-reader.ts) that frame every message and decode a sample of ~10,000/s for seq order and latency.'
+        : 'Consumers: one process of `ws` package clients that count every message and decode a sample of ~10,000/s for seq order and latency.'),
   )
   lines.push('')
   lines.push(
