@@ -17,6 +17,8 @@
 //                                                RSS drift over time (needs enough --commits)
 //            --soak-at 3000x250 --soak-commits 650000   soak in that scenario only, with a bigger fleet
 //            --consumer-client raw|ws   consumers on our raw-socket reader (default) or the `ws` package
+//            --harness-nice 10          nice value of the fleet and consumers processes (default 10, 0 = same
+//                                       priority as the relay); Postgres and the relay stay at 0
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs'
 import os from 'node:os'
@@ -67,6 +69,13 @@ const SOAK_COMMITS = Number(flag('--soak-commits') ?? 0)
 const soaksIn = (H: number, C: number) => SOAK_MINUTES > 0 && (!SOAK_AT || SOAK_AT === `${H}x${C}`)
 const commitsFor = (H: number) => (SOAK_AT && SOAK_AT.startsWith(`${H}x`) ? Math.max(COMMITS, SOAK_COMMITS) : COMMITS)
 const WRITE_DOCS = !argv.includes('--no-docs')
+/**
+ * The fleet and the consumers stand in for other machines. At equal priority on 2 cores, every
+ * write the relay makes wakes one of them and the kernel often runs it on the relay's core right
+ * away (wakeup preemption): the relay's threads then queue behind its own load generator.
+ */
+const HARNESS_NICE = Number(flag('--harness-nice') ?? 10)
+if (!(Number.isInteger(HARNESS_NICE) && HARNESS_NICE >= 0 && HARNESS_NICE <= 19)) throw new Error('--harness-nice is 0-19')
 const CONSUMER_CLIENT = (flag('--consumer-client') ?? 'raw') as ConsumerClient
 if (CONSUMER_CLIENT !== 'raw' && CONSUMER_CLIENT !== 'ws') throw new Error('--consumer-client is raw or ws')
 const RELAY_ENV: Record<string, string> = {}
@@ -106,6 +115,12 @@ function procCpu(pid: number | undefined): number {
   } catch {
     return 0
   }
+}
+
+/** setpriority applies per thread on Linux: renice each one (later threads inherit from their creator). */
+function niceProcess(pid: number | undefined, nice: number): void {
+  if (!pid || nice === 0) return
+  for (const tid of readdirSync(`/proc/${pid}/task`)) os.setPriority(Number(tid), nice)
 }
 
 function childrenOf(ppid: number): number[] {
@@ -448,6 +463,7 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
   await pgAdmin.query(`CREATE DATABASE ${db}`)
   const fleetProc = forkChild('bench/load/fleet-server.ts', [JSON.stringify(params), plcMode])
   const ready = await waitMessage<{ plcUrl: string; loadSeconds: number }>(fleetProc, (m) => m.type === 'ready', 300_000, 'fleet server')
+  niceProcess(fleetProc.pid, HARNESS_NICE)
   log(
     `fleet: ${H} hosts on ports ${params.basePort}-${params.basePort + H - 1}, ${accounts} accounts, PLC (${plcMode}) at ${ready.plcUrl}, frames loaded in ${ready.loadSeconds.toFixed(1)} s`,
   )
@@ -488,6 +504,7 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
     CONSUMER_CLIENT,
   ])
   await waitMessage(consumersProc, (m) => m.type === 'ready', 30_000, 'consumers')
+  niceProcess(consumersProc.pid, HARNESS_NICE)
   for (let i = 0; i < 100; i++) {
     if ((await consumerReport(consumersProc)).connected >= C) break
     await sleep(100)
@@ -815,7 +832,10 @@ function render(results: ScenarioResult[], ref: ReferenceResult | null, env: Rec
     "Setup: simulated PDS fleet on loopback (bench/load/fleet.ts): real K-256 keys (10% P-256), real did:plc genesis ops, correctly chained signed commits (creates, ~7% updates, ~5% deletes, ~3% multi-op of 2-8 ops), MST covering proofs as a PDS sends them; records ~0.2-3.5 KB, 1% 10-100 KB, 0.1% 100 KB-1 MB. Relay as its own process (`node src/main.ts serve`) on a fresh database of one embedded Postgres (default settings); hosts added with admin requestCrawl and changeLimits. Phases: warm (each account's #identity, #account, first commit), latency (fixed rate), saturation (fleet sends as fast as the relay reads, bounded by ws backpressure). " +
       (CONSUMER_CLIENT === 'raw'
         ? 'Consumers: one process of raw-socket WebSocket readers (bench/load/ws-reader.ts) that frame every message and decode a sample of ~10,000/s for seq order and latency.'
-        : 'Consumers: one process of `ws` package clients that count every message and decode a sample of ~10,000/s for seq order and latency.'),
+        : 'Consumers: one process of `ws` package clients that count every message and decode a sample of ~10,000/s for seq order and latency.') +
+      (HARNESS_NICE > 0
+        ? ` The fleet and consumers processes run at nice ${HARNESS_NICE} (they stand in for other machines; the relay and Postgres at 0).`
+        : ' Every process at the same priority.'),
   )
   lines.push('')
   lines.push(
