@@ -12,7 +12,7 @@
 //   node bench/load/run.ts --full          H ∈ {10, 1000, 3000} × C ∈ {1, 100, 250}
 //   options: --hosts 10,1000 --consumers 1,100 --accounts 1000 (total) --commits 100000
 //            --lat-rate 1000,2000 --lat-seconds 10 --sat-seconds 30 --plc static|did-plc-server
-//            --relay-env KEY=VALUE (repeatable) --no-docs
+//            --relay-env KEY=VALUE (repeatable) --relay-node-arg --optimize-for-size (repeatable) --no-docs
 //            --soak-minutes 30 --soak-rate 300   a fixed-rate phase between latency and saturation:
 //                                                RSS drift over time (needs enough --commits)
 //            --soak-at 3000x250 --soak-commits 650000   soak in that scenario only, with a bigger fleet
@@ -79,7 +79,10 @@ if (!(Number.isInteger(HARNESS_NICE) && HARNESS_NICE >= 0 && HARNESS_NICE <= 19)
 const CONSUMER_CLIENT = (flag('--consumer-client') ?? 'raw') as ConsumerClient
 if (CONSUMER_CLIENT !== 'raw' && CONSUMER_CLIENT !== 'ws') throw new Error('--consumer-client is raw or ws')
 const RELAY_ENV: Record<string, string> = {}
+/** extra flags on the relay's node command line (V8 flags cannot go through --relay-env NODE_OPTIONS) */
+const RELAY_NODE_ARGS: string[] = []
 argv.forEach((a, i) => {
+  if (a === '--relay-node-arg') RELAY_NODE_ARGS.push(argv[i + 1]!)
   if (a === '--relay-env') {
     const [k, ...v] = argv[i + 1].split('=')
     RELAY_ENV[k] = v.join('=')
@@ -120,7 +123,13 @@ function procCpu(pid: number | undefined): number {
 /** setpriority applies per thread on Linux: renice each one (later threads inherit from their creator). */
 function niceProcess(pid: number | undefined, nice: number): void {
   if (!pid || nice === 0) return
-  for (const tid of readdirSync(`/proc/${pid}/task`)) os.setPriority(Number(tid), nice)
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      os.setPriority(Number(tid), nice)
+    } catch {
+      // the thread exited since the listing
+    }
+  }
 }
 
 function childrenOf(ppid: number): number[] {
@@ -470,18 +479,22 @@ async function runScenario(H: number, C: number, pgAdmin: pg.Pool, connBase: str
 
   const port = await freePort()
   const probePort = await freePort()
-  const relay: RelayProcess = spawnRelay({
-    DATABASE_URL: `${connBase.replace('/postgres?', `/${db}?`)}`,
-    RELAY_PORT: String(port),
-    RELAY_PROBE_PORT: String(probePort),
-    RELAY_LISTEN_HOST: '127.0.0.1',
-    RELAY_PLC_URL: ready.plcUrl,
-    RELAY_ALLOW_INSECURE_HOSTS: 'true',
-    RELAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    RELAY_LOG_LEVEL: 'warn',
-    RELAY_DATA_DIR: path.join(ROOT, '.tmp', 'bench-load-relay'),
-    ...RELAY_ENV,
-  })
+  const relay: RelayProcess = spawnRelay(
+    {
+      DATABASE_URL: `${connBase.replace('/postgres?', `/${db}?`)}`,
+      RELAY_PORT: String(port),
+      RELAY_PROBE_PORT: String(probePort),
+      RELAY_LISTEN_HOST: '127.0.0.1',
+      RELAY_PLC_URL: ready.plcUrl,
+      RELAY_ALLOW_INSECURE_HOSTS: 'true',
+      RELAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      RELAY_LOG_LEVEL: 'warn',
+      RELAY_DATA_DIR: path.join(ROOT, '.tmp', 'bench-load-relay'),
+      ...RELAY_ENV,
+    },
+    [],
+    RELAY_NODE_ARGS,
+  )
   children.add(relay.proc)
   const metricsUrl = `http://127.0.0.1:${probePort}/metrics`
   const api = `http://127.0.0.1:${port}`

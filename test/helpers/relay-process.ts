@@ -24,9 +24,10 @@ export interface RelayProcess {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<void>
 }
 
-export function spawnRelay(env: Record<string, string>, args: string[] = []): RelayProcess {
+/** `nodeArgs`: extra Node/V8 flags for experiments (V8-only flags are refused in NODE_OPTIONS). */
+export function spawnRelay(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): RelayProcess {
   // The V8 flag the Dockerfile and `npm start` use (see the Dockerfile).
-  const proc = spawn(process.execPath, ['--max-semi-space-size=4', 'src/main.ts', ...args], {
+  const proc = spawn(process.execPath, ['--max-semi-space-size=4', ...nodeArgs, 'src/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', RELAY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
