@@ -24,7 +24,7 @@ const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
  * `onControl` so the socket shell can answer pings and closes.
  */
 export class WsFrameParser {
-  #header: Buffer | undefined // a header split across chunks (at most 13 bytes)
+  #header: Buffer | undefined // the start of a header split across chunks (under 10 bytes)
   #remaining = 0 // payload bytes still to come for the current frame
   #opcode = 0
   #length = 0
@@ -122,6 +122,14 @@ export function connectWsReader(url: string, events: WsReaderEvents): net.Socket
       socket.end(maskedControlFrame(8, payload.subarray(0, 2)))
     }
   })
+  // a protocol error closes this connection only (the consumers process reconnects it)
+  const feed = (d: Buffer) => {
+    try {
+      parser.push(d)
+    } catch {
+      socket.destroy()
+    }
+  }
   let head: Buffer | undefined = Buffer.alloc(0)
   socket.on('connect', () => {
     socket.write(
@@ -130,14 +138,7 @@ export function connectWsReader(url: string, events: WsReaderEvents): net.Socket
     )
   })
   socket.on('data', (d: Buffer) => {
-    if (head === undefined) {
-      try {
-        parser.push(d)
-      } catch {
-        socket.destroy()
-      }
-      return
-    }
+    if (head === undefined) return feed(d)
     head = Buffer.concat([head, d])
     const end = head.indexOf('\r\n\r\n')
     if (end < 0) return
@@ -153,7 +154,7 @@ export function connectWsReader(url: string, events: WsReaderEvents): net.Socket
     const rest = head.subarray(end + 4)
     head = undefined
     events.open()
-    if (rest.length > 0) parser.push(rest)
+    if (rest.length > 0) feed(rest)
   })
   socket.on('close', close)
   socket.on('error', () => {})

@@ -3,6 +3,8 @@
 // against a real `ws` server.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
 import { WsFrameParser, connectWsReader } from '../../../bench/load/ws-reader.ts'
@@ -82,4 +84,39 @@ test('against a real ws server: handshake, every message, pong to a ping, clean 
     sizes.map((n) => payload(n, n)),
   )
   await new Promise((r) => wss.close(r))
+})
+
+test('a protocol error in the bytes that follow the handshake closes that connection, nothing throws', async () => {
+  const server = net.createServer((sock) => {
+    sock.once('data', (req) => {
+      const key = /Sec-WebSocket-Key: (\S+)/i.exec(req.toString('latin1'))![1]
+      const accept = createHash('sha1')
+        .update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+        .digest('base64')
+      // the 101 and a masked (hence invalid) server frame in one write: one chunk at the client
+      sock.end(
+        Buffer.concat([
+          Buffer.from(
+            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+          ),
+          Buffer.from([0x82, 0x81, 1, 2, 3, 4, 5]),
+        ]),
+      )
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as AddressInfo).port
+  let messages = 0
+  let opened = false
+  await new Promise<void>((resolve) => {
+    connectWsReader(`ws://127.0.0.1:${port}/x`, {
+      open: () => (opened = true),
+      close: resolve,
+      wantPayload: () => true,
+      message: () => messages++,
+    })
+  })
+  assert.ok(opened)
+  assert.equal(messages, 0)
+  await new Promise((r) => server.close(r))
 })
