@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 export interface SequencerMetricSources {
   pendingEvents(): number
   pendingBytes(): number
+  roomWaiters(): number
   headSeq(): number
 }
 
@@ -107,6 +108,14 @@ export class SequencerMetrics {
       registers,
       collect() {
         this.set(src.pendingBytes())
+      },
+    })
+    new Gauge({
+      name: 'relay_store_room_waiters',
+      help: 'Submitters (one per upstream host at most) waiting for room under the pending limits',
+      registers,
+      collect() {
+        this.set(src.roomWaiters())
       },
     })
     new Gauge({

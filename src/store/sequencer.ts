@@ -203,6 +203,13 @@ export class Sequencer {
   private committed = 0
   private flushTargets: Array<{ target: number; resolve: () => void }> = []
   private roomWaiters: RoomWaiter[] = []
+  /** waitForRoom() callers in arrival order; entries before admissionHead were woken */
+  private admissionWaiters: Array<() => void> = []
+  private admissionHead = 0
+  /** room promised to waiters woken in this event-loop turn, not yet submitted */
+  private admittedBytes = 0
+  private admittedEvents = 0
+  private admissionRoundScheduled = false
   /** cursors the provider handed out that are not in the database yet (a failed cursor flush) */
   private unwrittenCursors = new Map<number, HostCursor>()
   private readonly syncCommitClients = new WeakSet<PoolClient>()
@@ -232,6 +239,7 @@ export class Sequencer {
     this.metrics = new SequencerMetrics(opts.registry ?? new Registry(), {
       pendingEvents: () => this.pendingEventCount,
       pendingBytes: () => this.pendingByteCount,
+      roomWaiters: () => this.admissionWaiters.length - this.admissionHead + this.roomWaiters.length,
       headSeq: () => this.committedSeq,
     })
   }
@@ -314,9 +322,52 @@ export class Sequencer {
     return new Promise((resolve) => this.roomWaiters.push({ bytes: limitBytes, events: limitEvents, resolve }))
   }
 
-  /** Resolves when there is room under the configured pending limits. */
+  /**
+   * Resolves when there is room under the configured pending limits. Waiters are woken in arrival
+   * order, and per event-loop turn only as many as the freed room could take one average event
+   * each: with thousands of upstream hosts blocked here, waking them all on every commit let each
+   * resume its socket, find the queue full again after the first few dozen, and pause once more.
+   */
   waitForRoom(): Promise<void> {
-    return this.whenBelow(this.maxPendingBytes - 1, this.maxPendingEvents - 1)
+    if (this.hasRoom() && this.admissionWaiters.length === this.admissionHead) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.admissionWaiters.push(resolve)
+      this.admitWaiters()
+    })
+  }
+
+  private admitWaiters(): void {
+    const q = this.admissionWaiters
+    if (this.admissionHead === q.length) return
+    const each = Math.max(1024, this.pendingEventCount > 0 ? this.pendingByteCount / this.pendingEventCount : 4096)
+    let woke = false
+    while (
+      this.admissionHead < q.length &&
+      this.pendingByteCount + this.admittedBytes < this.maxPendingBytes &&
+      this.pendingEventCount + this.admittedEvents < this.maxPendingEvents
+    ) {
+      const resolve = q[this.admissionHead]!
+      q[this.admissionHead++] = undefined as unknown as () => void
+      resolve()
+      this.admittedBytes += each
+      this.admittedEvents++
+      woke = true
+    }
+    if (this.admissionHead === q.length) {
+      this.admissionWaiters = []
+      this.admissionHead = 0
+    }
+    // The woken submit (or give up) in this turn; then the promise is void and, if room is left,
+    // the next ones get their turn. No commit is needed to get there, so nobody waits forever.
+    if (woke && !this.admissionRoundScheduled) {
+      this.admissionRoundScheduled = true
+      setImmediate(() => {
+        this.admissionRoundScheduled = false
+        this.admittedBytes = 0
+        this.admittedEvents = 0
+        this.admitWaiters()
+      })
+    }
   }
 
   /**
@@ -546,6 +597,7 @@ export class Sequencer {
       for (const f of this.flushTargets) this.committed >= f.target ? f.resolve() : still.push(f)
       this.flushTargets = still
     }
+    this.admitWaiters()
     if (this.roomWaiters.length) {
       const still: RoomWaiter[] = []
       for (const w of this.roomWaiters) {

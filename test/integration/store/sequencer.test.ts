@@ -449,3 +449,55 @@ test('binary array parameters round-trip through Postgres', async () => {
     await pool.end()
   }
 })
+
+test('waitForRoom wakes waiters in arrival order, only as many per turn as the freed room takes, and none is left behind', async () => {
+  const { pool, drop } = await fresh()
+  const registry = new Registry()
+  const microtasks = async () => {
+    for (let i = 0; i < 10; i++) await null
+  }
+  const nextTurn = () => new Promise((r) => setImmediate(r))
+  try {
+    const s = new Sequencer({ db: pool, log, registry, maxBatchDelayMs: 60_000, maxPendingEvents: 10 })
+    await s.start()
+    const first = Array.from({ length: 10 }, (_, i) => s.submit(makeEvent(`did:plc:fill${i}`)))
+    assert.equal(s.hasRoom(), false)
+    const woken: number[] = []
+    const waits = Array.from({ length: 50 }, (_, i) => s.waitForRoom().then(() => woken.push(i)))
+    await microtasks()
+    assert.deepEqual(woken, [])
+    assert.match(await registry.metrics(), /^relay_store_room_waiters 50$/m)
+
+    // a commit frees 10 events of room: 10 waiters, the first 10, and no more in this turn
+    await s.flush()
+    await Promise.all(first)
+    await microtasks()
+    assert.deepEqual(woken, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    // they take the room: the next turn wakes nobody until the next commit
+    const second = woken.map((i) => s.submit(makeEvent(`did:plc:w${i}`)))
+    await nextTurn()
+    await nextTurn()
+    assert.equal(woken.length, 10)
+    await s.flush()
+    await Promise.all(second)
+    await microtasks()
+    assert.deepEqual(woken.slice(10), [10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+    // woken waiters that submit nothing: the room is still there, the rest follow turn by turn
+    // without any further commit
+    for (let turn = 0; turn < 4 && woken.length < 50; turn++) await nextTurn()
+    await Promise.all(waits)
+    assert.deepEqual(
+      woken,
+      Array.from({ length: 50 }, (_, i) => i),
+    )
+    assert.match(await registry.metrics(), /^relay_store_room_waiters 0$/m)
+    // with room and nobody queued, a caller does not wait at all
+    let immediate = false
+    void s.waitForRoom().then(() => (immediate = true))
+    await microtasks()
+    assert.equal(immediate, true)
+    await s.close()
+  } finally {
+    await drop()
+  }
+})
