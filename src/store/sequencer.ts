@@ -203,9 +203,8 @@ export class Sequencer {
   private committed = 0
   private flushTargets: Array<{ target: number; resolve: () => void }> = []
   private roomWaiters: RoomWaiter[] = []
-  /** waitForRoom() callers in arrival order; entries before admissionHead were woken */
+  /** waitForRoom() callers in arrival order (at most one per upstream host) */
   private admissionWaiters: Array<() => void> = []
-  private admissionHead = 0
   /** room promised to waiters woken in this event-loop turn, not yet submitted */
   private admittedBytes = 0
   private admittedEvents = 0
@@ -239,7 +238,7 @@ export class Sequencer {
     this.metrics = new SequencerMetrics(opts.registry ?? new Registry(), {
       pendingEvents: () => this.pendingEventCount,
       pendingBytes: () => this.pendingByteCount,
-      roomWaiters: () => this.admissionWaiters.length - this.admissionHead + this.roomWaiters.length,
+      roomWaiters: () => this.admissionWaiters.length + this.roomWaiters.length,
       headSeq: () => this.committedSeq,
     })
   }
@@ -329,7 +328,7 @@ export class Sequencer {
    * resume its socket, find the queue full again after the first few dozen, and pause once more.
    */
   waitForRoom(): Promise<void> {
-    if (this.hasRoom() && this.admissionWaiters.length === this.admissionHead) return Promise.resolve()
+    if (this.hasRoom() && this.admissionWaiters.length === 0) return Promise.resolve()
     return new Promise((resolve) => {
       this.admissionWaiters.push(resolve)
       this.admitWaiters()
@@ -338,24 +337,18 @@ export class Sequencer {
 
   private admitWaiters(): void {
     const q = this.admissionWaiters
-    if (this.admissionHead === q.length) return
+    if (q.length === 0) return
     const each = Math.max(1024, this.pendingEventCount > 0 ? this.pendingByteCount / this.pendingEventCount : 4096)
     let woke = false
     while (
-      this.admissionHead < q.length &&
+      q.length > 0 &&
       this.pendingByteCount + this.admittedBytes < this.maxPendingBytes &&
       this.pendingEventCount + this.admittedEvents < this.maxPendingEvents
     ) {
-      const resolve = q[this.admissionHead]!
-      q[this.admissionHead++] = undefined as unknown as () => void
-      resolve()
+      q.shift()!()
       this.admittedBytes += each
       this.admittedEvents++
       woke = true
-    }
-    if (this.admissionHead === q.length) {
-      this.admissionWaiters = []
-      this.admissionHead = 0
     }
     // The woken submit (or give up) in this turn; then the promise is void and, if room is left,
     // the next ones get their turn. No commit is needed to get there, so nobody waits forever.
