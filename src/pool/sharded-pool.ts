@@ -59,6 +59,9 @@ class Shard<Meta, Result> {
   /** a dispatch is scheduled for the end of this event-loop turn */
   dispatchPending = false
   waiters: Waiter[] = []
+  /** bytes promised to waiters woken in this event-loop turn (they submit in the same turn) */
+  admittedBytes = 0
+  admissionRoundScheduled = false
   idleWaiters: Array<() => void> = []
 
   constructor(index: number, piscina: Piscina) {
@@ -304,7 +307,32 @@ export class ShardedPool<Meta, Result> {
   private finish(s: Shard<Meta, Result>, p: Pending<Meta, Result>, result: Result): void {
     s.queuedBytes -= p.bytes.byteLength
     p.resolve(result)
-    while (s.waiters.length > 0 && fits(s, s.waiters[0]!.need, this.opts.maxQueueBytes)) s.waiters.shift()!.resolve()
+    this.admit(s)
+  }
+
+  /**
+   * Wakes waiters in arrival order while what they need fits next to what this turn's woken ones
+   * were promised. Without the promise, every waiter that fitted the freed room woke at once (all
+   * of them, with thousands of upstream hosts), and all but the first few found the shard full
+   * again and paused. The next turn re-runs this, so waiters whose woken predecessors submitted
+   * nothing are not left waiting for a result that may not come.
+   */
+  private admit(s: Shard<Meta, Result>): void {
+    let woke = false
+    while (s.waiters.length > 0 && fits({ queuedBytes: s.queuedBytes + s.admittedBytes }, s.waiters[0]!.need, this.opts.maxQueueBytes)) {
+      const w = s.waiters.shift()!
+      s.admittedBytes += w.need
+      w.resolve()
+      woke = true
+    }
+    if (woke && !s.admissionRoundScheduled) {
+      s.admissionRoundScheduled = true
+      setImmediate(() => {
+        s.admissionRoundScheduled = false
+        s.admittedBytes = 0
+        this.admit(s)
+      })
+    }
   }
 }
 

@@ -158,3 +158,40 @@ test('frames submitted to an idle shard in one event-loop turn share one task', 
     await pool.close()
   }
 })
+
+test('waitForRoom: waiters wake in arrival order, only as many per turn as the freed bytes take, and all of them in the end', async () => {
+  const frame = new Uint8Array(100)
+  const { pool } = makePool({ shards: 1, maxQueueBytes: 1000, maxBatchFrames: 64 })
+  const microtasks = async () => {
+    for (let i = 0; i < 10; i++) await null
+  }
+  try {
+    const did = 'did:plc:room'
+    const first = Array.from({ length: 10 }, () => pool.submit(did, frame, { did, delayMs: 20 }))
+    assert.equal(pool.hasRoom(did, frame.byteLength), false)
+    const woken: number[] = []
+    const waits = Array.from({ length: 50 }, (_, i) => pool.waitForRoom(did, frame.byteLength).then(() => woken.push(i)))
+    await microtasks()
+    assert.deepEqual(woken, [])
+    // the batch's 1,000 bytes come back: ten 100-byte waiters, the first ten, and no more this turn
+    await Promise.all(first)
+    await microtasks()
+    assert.deepEqual(woken, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    // they take the room: nobody else wakes until their frames are done
+    const second = woken.map(() => pool.submit(did, frame, { did, delayMs: 20 }))
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
+    assert.equal(woken.length, 10)
+    await Promise.all(second)
+    await microtasks()
+    assert.deepEqual(woken.slice(10), [10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+    // woken waiters that submit nothing: the rest follow turn by turn without any further result
+    await Promise.all(waits)
+    assert.deepEqual(
+      woken,
+      Array.from({ length: 50 }, (_, i) => i),
+    )
+  } finally {
+    await pool.close()
+  }
+})
