@@ -9,6 +9,7 @@
 import { Piscina } from 'piscina'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { Logger } from '../core/log.ts'
+import { TurnAdmission } from '../core/turn-admission.ts'
 
 /** What a worker receives: frames back to back in `buffer`, frame i at [offsets[2i], offsets[2i+1]). */
 export interface ShardTask<Meta> {
@@ -58,15 +59,17 @@ class Shard<Meta, Result> {
   inFlight = false
   /** a dispatch is scheduled for the end of this event-loop turn */
   dispatchPending = false
-  waiters: Waiter[] = []
-  /** bytes promised to waiters woken in this event-loop turn (they submit in the same turn) */
-  admittedBytes = 0
-  admissionRoundScheduled = false
+  /** submitters waiting for room, woken by the bytes their frames need */
+  readonly waiters: TurnAdmission<Waiter>
   idleWaiters: Array<() => void> = []
 
-  constructor(index: number, piscina: Piscina) {
+  constructor(index: number, piscina: Piscina, maxQueueBytes: number) {
     this.index = index
     this.piscina = piscina
+    this.waiters = new TurnAdmission<Waiter>(
+      (head, reserved) => fits({ queuedBytes: this.queuedBytes + reserved }, head.need, maxQueueBytes),
+      (w) => w.need,
+    )
   }
 }
 
@@ -113,7 +116,7 @@ export class ShardedPool<Meta, Result> {
         resourceLimits: { maxYoungGenerationSizeMb: opts.maxYoungGenerationMb ?? YOUNG_GENERATION_MB },
       })
       piscina.on('error', (err) => opts.log.error({ err, shard: i }, 'worker pool error'))
-      return new Shard<Meta, Result>(i, piscina)
+      return new Shard<Meta, Result>(i, piscina, opts.maxQueueBytes)
     })
     const r = opts.registry
     const shards = this.shards
@@ -307,32 +310,7 @@ export class ShardedPool<Meta, Result> {
   private finish(s: Shard<Meta, Result>, p: Pending<Meta, Result>, result: Result): void {
     s.queuedBytes -= p.bytes.byteLength
     p.resolve(result)
-    this.admit(s)
-  }
-
-  /**
-   * Wakes waiters in arrival order while what they need fits next to what this turn's woken ones
-   * were promised. Without the promise, every waiter that fitted the freed room woke at once (all
-   * of them, with thousands of upstream hosts), and all but the first few found the shard full
-   * again and paused. The next turn re-runs this, so waiters whose woken predecessors submitted
-   * nothing are not left waiting for a result that may not come.
-   */
-  private admit(s: Shard<Meta, Result>): void {
-    let woke = false
-    while (s.waiters.length > 0 && fits({ queuedBytes: s.queuedBytes + s.admittedBytes }, s.waiters[0]!.need, this.opts.maxQueueBytes)) {
-      const w = s.waiters.shift()!
-      s.admittedBytes += w.need
-      w.resolve()
-      woke = true
-    }
-    if (woke && !s.admissionRoundScheduled) {
-      s.admissionRoundScheduled = true
-      setImmediate(() => {
-        s.admissionRoundScheduled = false
-        s.admittedBytes = 0
-        this.admit(s)
-      })
-    }
+    s.waiters.admit()
   }
 }
 

@@ -17,6 +17,7 @@ import { Registry } from 'prom-client'
 import type { QueryConfig } from 'pg'
 import type { Pool, PoolClient } from '../core/db.ts'
 import type { Logger } from '../core/log.ts'
+import { TurnAdmission } from '../core/turn-admission.ts'
 import { SequencerMetrics } from './metrics.ts'
 import { boolArray, byteaArray, int2Array, int8Array, textArray } from './pg-binary.ts'
 import { MAX_SEQ, spliceSeq } from './seq-splice.ts'
@@ -203,12 +204,15 @@ export class Sequencer {
   private committed = 0
   private flushTargets: Array<{ target: number; resolve: () => void }> = []
   private roomWaiters: RoomWaiter[] = []
-  /** waitForRoom() callers in arrival order (at most one per upstream host) */
-  private admissionWaiters: Array<() => void> = []
-  /** room promised to waiters woken in this event-loop turn, not yet submitted */
-  private admittedBytes = 0
-  private admittedEvents = 0
-  private admissionRoundScheduled = false
+  /**
+   * waitForRoom() callers (at most one per upstream host). A caller submits events of unknown
+   * size, so each woken one reserves the current average event (at least 1 KiB) and one event.
+   */
+  private readonly admission = new TurnAdmission<{ resolve: () => void }>(
+    (_head, reservedBytes, woken) =>
+      this.pendingByteCount + reservedBytes < this.maxPendingBytes && this.pendingEventCount + woken < this.maxPendingEvents,
+    () => Math.max(1024, this.pendingEventCount > 0 ? this.pendingByteCount / this.pendingEventCount : 4096),
+  )
   /** cursors the provider handed out that are not in the database yet (a failed cursor flush) */
   private unwrittenCursors = new Map<number, HostCursor>()
   private readonly syncCommitClients = new WeakSet<PoolClient>()
@@ -238,7 +242,7 @@ export class Sequencer {
     this.metrics = new SequencerMetrics(opts.registry ?? new Registry(), {
       pendingEvents: () => this.pendingEventCount,
       pendingBytes: () => this.pendingByteCount,
-      roomWaiters: () => this.admissionWaiters.length + this.roomWaiters.length,
+      roomWaiters: () => this.admission.length + this.roomWaiters.length,
       headSeq: () => this.committedSeq,
     })
   }
@@ -323,44 +327,14 @@ export class Sequencer {
 
   /**
    * Resolves when there is room under the configured pending limits. Waiters are woken in arrival
-   * order, and per event-loop turn only as many as the freed room could take one average event
-   * each: with thousands of upstream hosts blocked here, waking them all on every commit let each
-   * resume its socket, find the queue full again after the first few dozen, and pause once more.
+   * order, per event-loop turn only as many as the freed room takes (see TurnAdmission).
    */
   waitForRoom(): Promise<void> {
-    if (this.hasRoom() && this.admissionWaiters.length === 0) return Promise.resolve()
+    if (this.hasRoom() && this.admission.length === 0) return Promise.resolve()
     return new Promise((resolve) => {
-      this.admissionWaiters.push(resolve)
-      this.admitWaiters()
+      this.admission.push({ resolve })
+      this.admission.admit()
     })
-  }
-
-  private admitWaiters(): void {
-    const q = this.admissionWaiters
-    if (q.length === 0) return
-    const each = Math.max(1024, this.pendingEventCount > 0 ? this.pendingByteCount / this.pendingEventCount : 4096)
-    let woke = false
-    while (
-      q.length > 0 &&
-      this.pendingByteCount + this.admittedBytes < this.maxPendingBytes &&
-      this.pendingEventCount + this.admittedEvents < this.maxPendingEvents
-    ) {
-      q.shift()!()
-      this.admittedBytes += each
-      this.admittedEvents++
-      woke = true
-    }
-    // The woken submit (or give up) in this turn; then the promise is void and, if room is left,
-    // the next ones get their turn. No commit is needed to get there, so nobody waits forever.
-    if (woke && !this.admissionRoundScheduled) {
-      this.admissionRoundScheduled = true
-      setImmediate(() => {
-        this.admissionRoundScheduled = false
-        this.admittedBytes = 0
-        this.admittedEvents = 0
-        this.admitWaiters()
-      })
-    }
   }
 
   /**
@@ -590,7 +564,7 @@ export class Sequencer {
       for (const f of this.flushTargets) this.committed >= f.target ? f.resolve() : still.push(f)
       this.flushTargets = still
     }
-    this.admitWaiters()
+    this.admission.admit()
     if (this.roomWaiters.length) {
       const still: RoomWaiter[] = []
       for (const w of this.roomWaiters) {
